@@ -1,0 +1,35 @@
+import type { Instance, InstanceSpec } from './instance.js';
+
+export type Health = 'healthy' | 'unhealthy' | 'unknown';
+
+export interface PrepareContext {
+  readonly groupId: string;
+  readonly configHash: string;
+  readonly logicalId?: string;
+}
+
+/** A flavor bound to one group's `flavor.properties`: turns a machine into a cluster member. */
+export interface Flavor {
+  /** Adds what the machine needs at boot (init script, tags) to a bare spec. */
+  prepare(spec: InstanceSpec, ctx: PrepareContext): Promise<InstanceSpec>;
+  health(instances: readonly Instance[]): Promise<Map<string, Health>>;
+  /** Moves work off an instance before it is destroyed (bounded in time). */
+  drain(instance: Instance): Promise<void>;
+  /** Cleans up cluster state once the machine is gone (for example removes a Swarm node). */
+  destroyed(instance: Instance): Promise<void>;
+}
+
+export interface FlavorKind {
+  readonly name: string;
+  /** JSON Schema of `flavor.properties`. */
+  readonly schema: object;
+  /** Checks beyond the schema, with the whole allocation in view; messages name JSON paths. */
+  validate?(properties: unknown, allocation: { size?: number; logicalIds?: readonly string[] }): string[];
+  create(properties: unknown): Flavor;
+}
+
+/** The kinds a spec may name, by name. */
+export interface Plugins {
+  readonly providers: ReadonlyMap<string, import('./instance.js').ProviderKind>;
+  readonly flavors: ReadonlyMap<string, FlavorKind>;
+}

@@ -1,0 +1,84 @@
+/** A group spec as committed by an operator, after validation and defaults (see schemas/group.json). */
+export interface GroupSpec {
+  readonly id: string;
+  readonly allocation: Allocation;
+  readonly bounds?: { readonly min?: number; readonly max?: number };
+  readonly instance: { readonly provider: string; readonly properties: unknown };
+  readonly flavor: { readonly kind: string; readonly properties: unknown };
+  readonly update: UpdatePolicy;
+  /** Opt-in autoscaling; validated by the schema, acted on by the autoscaler. */
+  readonly autoscale?: unknown;
+}
+
+export type Allocation = { readonly size: number } | { readonly logicalIds: readonly string[] };
+
+/** A count, or a percentage of the desired size such as "25%". */
+export type Quantity = number | `${number}%`;
+
+export interface UpdatePolicy {
+  readonly maxUnavailable: Quantity;
+  readonly maxSurge: Quantity;
+  /** How long a new instance has to become healthy. */
+  readonly healthTimeout: Duration;
+  /** How long a new instance must stay healthy before it counts as available. */
+  readonly healthyFor: Duration;
+  readonly onFailure: 'pause' | 'rollback';
+}
+
+/** "500ms", "30s", "5m", "1h". */
+export type Duration = `${number}${'ms' | 's' | 'm' | 'h'}`;
+
+/** One stored version of a group's spec. */
+export interface SpecVersion {
+  readonly id: string;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly spec: GroupSpec;
+}
+
+/** Where specs live (Swarm configs in production). Versions only ever grow. */
+export interface SpecStore {
+  /** Highest valid version of every group. */
+  list(): Promise<SpecVersion[]>;
+  get(id: string): Promise<SpecVersion | undefined>;
+  history(id: string): Promise<SpecVersion[]>;
+  /** Stores version `expected + 1`; fails with a conflict if another commit got there first. */
+  commit(spec: GroupSpec, expected: number): Promise<SpecVersion>;
+  remove(id: string): Promise<void>;
+}
+
+export type UpdateState = 'idle' | 'rolling' | 'paused' | 'failed' | 'done';
+
+export interface UpdateProgress {
+  readonly state: UpdateState;
+  /** Members the update must bring to the new config. */
+  readonly total: number;
+  /** Members on the new config and available. */
+  readonly done: number;
+  /** Members on the new config that missed their health deadline. */
+  readonly failed: number;
+  readonly reason?: string;
+}
+
+export interface InstanceStatus {
+  readonly id: string;
+  readonly logicalId?: string;
+  readonly state: string;
+  readonly config: string;
+  readonly health: string;
+  /** Cluster member the flavor linked the instance to (a Swarm node id), when known. */
+  readonly link?: string;
+}
+
+/** What the controller reports of one group after its latest pass. */
+export interface GroupStatus {
+  readonly id: string;
+  readonly version: number;
+  readonly size: number;
+  readonly configHash: string;
+  readonly instances: readonly InstanceStatus[];
+  readonly converged: boolean;
+  readonly update: UpdateProgress;
+  readonly lastError?: { readonly at: string; readonly operation: string; readonly code: string; readonly message: string };
+  readonly lastPassAt?: string;
+}

@@ -1,0 +1,3 @@
+export type * from './instance.js';
+export type * from './flavor.js';
+export type * from './group.js';
