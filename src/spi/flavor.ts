@@ -2,6 +2,12 @@ import type { Instance, InstanceSpec } from './instance.js';
 
 export type Health = 'healthy' | 'unhealthy' | 'unknown';
 
+export interface HealthReport {
+  readonly health: Health;
+  /** The cluster member the instance became (a Swarm node id), once known. */
+  readonly link?: string;
+}
+
 export interface PrepareContext {
   readonly groupId: string;
   readonly configHash: string;
@@ -12,7 +18,8 @@ export interface PrepareContext {
 export interface Flavor {
   /** Adds what the machine needs at boot (init script, tags) to a bare spec. */
   prepare(spec: InstanceSpec, ctx: PrepareContext): Promise<InstanceSpec>;
-  health(instances: readonly Instance[]): Promise<Map<string, Health>>;
+  /** Health of each instance, by instance id; one call per pass so a flavor can batch its lookups. */
+  health(instances: readonly Instance[]): Promise<Map<string, HealthReport>>;
   /** Moves work off an instance before it is destroyed (bounded in time). */
   drain(instance: Instance): Promise<void>;
   /** Cleans up cluster state once the machine is gone (for example removes a Swarm node). */
