@@ -82,3 +82,33 @@ export interface GroupStatus {
   readonly lastError?: { readonly at: string; readonly operation: string; readonly code: string; readonly message: string };
   readonly lastPassAt?: string;
 }
+
+/** What a commit would do now, without doing it. */
+export interface PlanPreview {
+  readonly create: number;
+  readonly createLogicalIds: readonly string[];
+  /** Instance ids that would go because the group is too large or they carry an unknown logical id. */
+  readonly destroy: readonly string[];
+  /** Instance ids on an older config that a rolling update would replace. */
+  readonly replace: readonly string[];
+}
+
+/** The reconciling loop as the API sees it. Only the leader's controller acts. */
+export interface GroupController {
+  /** Start managing (or update) a group at this stored version; wakes it at once. */
+  apply(version: SpecVersion): void;
+  /** Wake a group's loop now (a health change, a request). */
+  trigger(id: string): void;
+  status(id: string): GroupStatus | undefined;
+  list(): GroupStatus[];
+  pause(id: string): void;
+  resume(id: string): void;
+  /** What applying `spec` would do given what is running now. */
+  preview(spec: GroupSpec): Promise<PlanPreview>;
+  /** Stop managing; instances stay. */
+  free(id: string): Promise<void>;
+  /** Drain and destroy these instances now (the caller lowers the size). */
+  destroyInstances(id: string, instanceIds: readonly string[]): Promise<void>;
+  /** Destroy every instance of the group and stop managing it. */
+  destroy(id: string): Promise<void>;
+}

@@ -1,0 +1,46 @@
+/** The `aws` provider kind: EC2 instances, configured by schemas/aws.json. */
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { createLogger, type Logger } from '../../log.js';
+import type { ProviderKind } from '../../spi/instance.js';
+import { createEc2Client } from './ec2.js';
+import { awsSchema, extraChecks, parseProperties } from './properties.js';
+import { AwsInstanceProvider } from './provider.js';
+import { sharedEc2RateLimit, type RateLimit } from './rate-limit.js';
+
+export { AwsError } from './ec2.js';
+export type { AwsProperties } from './properties.js';
+export { Ec2RateLimit, EC2_DEFAULT_LIMITS, TokenBucket, type RateLimit } from './rate-limit.js';
+
+export interface AwsProviderKindOptions {
+  readonly logger?: Logger;
+  /** Defaults to the process-wide limit sized to EC2's account limits. */
+  readonly rateLimit?: RateLimit;
+  /** Attempts per EC2 call, first included (default 8). */
+  readonly maxAttempts?: number;
+  /** Most instances per provision call, and per RunInstances (default 100). */
+  readonly maxBatch?: number;
+  /** DescribeInstances page size, 5 to 1000 (default 1000). */
+  readonly pageSize?: number;
+}
+
+export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderKind {
+  const logger = (options.logger ?? createLogger()).child({ provider: 'aws' });
+  const rateLimit = options.rateLimit ?? sharedEc2RateLimit;
+  // One client per endpoint, shared by groups, so the SDK's adaptive retry sees all their throttles.
+  const clients = new Map<string, EC2Client>();
+  return {
+    name: 'aws',
+    schema: awsSchema,
+    validate: extraChecks,
+    create(raw: unknown) {
+      const properties = parseProperties(raw);
+      const key = `${properties.region} ${properties.endpoint ?? ''}`;
+      let client = clients.get(key);
+      if (!client) {
+        client = createEc2Client({ region: properties.region, endpoint: properties.endpoint, rateLimit, maxAttempts: options.maxAttempts ?? 8 });
+        clients.set(key, client);
+      }
+      return new AwsInstanceProvider({ client, properties, logger, maxBatch: options.maxBatch ?? 100, pageSize: options.pageSize ?? 1000 });
+    },
+  };
+}

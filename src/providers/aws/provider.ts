@@ -1,0 +1,296 @@
+/** InstanceProvider over EC2: batched, idempotent launches spread over subnets. */
+import { createHash } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import {
+  DescribeInstancesCommand,
+  DescribeSubnetsCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  type EC2Client,
+  type Filter,
+  type Instance as Ec2Instance,
+  type Tag,
+} from '@aws-sdk/client-ec2';
+import type { Logger } from '../../log.js';
+import type { Instance, InstanceProvider, InstanceSpec, InstanceState, Tags } from '../../spi/instance.js';
+import { LAUNCH_KEY_LENGTH, clientToken, decisionKey, launchKey } from './client-token.js';
+import { AwsError, ec2Call } from './ec2.js';
+import type { AwsProperties } from './properties.js';
+import { fallbacks, inCidr, spread } from './subnets.js';
+
+const GROUP_TAG = 'capstan.group';
+const CONFIG_TAG = 'capstan.config';
+const LOGICAL_ID_TAG = 'capstan.logical-id';
+/** EC2 takes at most 16 KB of user data, counted before base64. */
+export const USER_DATA_LIMIT = 16 * 1024;
+/** EC2's limit of tags per resource. */
+const TAG_LIMIT = 50;
+/** Most ids one TerminateInstances accepts. */
+const TERMINATE_BATCH = 1000;
+const LIVE_STATES: readonly InstanceState[] = ['pending', 'running', 'stopping', 'stopped'];
+/** Errors local to one subnet's availability zone: another subnet may still have room. */
+const CAPACITY_CODES = ['InsufficientInstanceCapacity', 'InsufficientFreeAddressesInSubnet'];
+/** For TerminateInstances these mean the instance is already gone. */
+const GONE_CODES = ['InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed'];
+/** Anything else cannot name an instance, so destroying it is trivially done. */
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+
+export interface AwsProviderConfig {
+  readonly client: EC2Client;
+  readonly properties: AwsProperties;
+  readonly logger: Logger;
+  readonly maxBatch: number;
+  /** DescribeInstances MaxResults (5 to 1000). */
+  readonly pageSize: number;
+}
+
+interface Prepared {
+  readonly spec: InstanceSpec;
+  readonly tags: Tags;
+  readonly userData?: string;
+}
+
+/** One RunInstances of a provisioning decision. */
+interface Launch {
+  /** Same for every attempt of this launch, whichever subnet it goes to. */
+  readonly key: string;
+  readonly count: number;
+  readonly tags: Tags;
+  readonly userData?: string;
+  readonly privateIp?: string;
+  /** Preferred subnet first, then where to go when it lacks capacity. */
+  readonly subnets: readonly string[];
+}
+
+export class AwsInstanceProvider implements InstanceProvider {
+  readonly maxBatch: number;
+  private readonly client: EC2Client;
+  private readonly properties: AwsProperties;
+  private readonly logger: Logger;
+  private readonly pageSize: number;
+  private cidrs?: Promise<Map<string, string>>;
+
+  constructor(config: AwsProviderConfig) {
+    this.client = config.client;
+    this.properties = config.properties;
+    this.logger = config.logger;
+    this.maxBatch = config.maxBatch;
+    this.pageSize = config.pageSize;
+  }
+
+  /**
+   * Describes the group first: to balance subnets on what runs there, and to find launches of
+   * this same decision that already happened (EC2 would dedupe them by ClientToken anyway; this
+   * also saves the calls, and covers endpoints that do not dedupe).
+   */
+  async provision(specs: readonly InstanceSpec[], intent: string): Promise<Instance[]> {
+    if (specs.length === 0) return [];
+    // Anything EC2 would refuse fails the whole decision before any call.
+    const prepared = specs.map((spec) => ({ spec, tags: this.tagsOf(spec), userData: encodeUserData(spec.init) }));
+    const first = specs[0]!;
+    const group = first.tags[GROUP_TAG] ?? '';
+    const decision = decisionKey(group, first.tags[CONFIG_TAG] ?? '', intent);
+    const known = group === '' ? [] : await this.describeRaw({ [GROUP_TAG]: group });
+    const done = new Map<string, Ec2Instance[]>();
+    const load = new Map<string, number>();
+    for (const instance of known) {
+      const token = instance.ClientToken ?? '';
+      if (token.startsWith(decision)) {
+        const key = token.slice(0, LAUNCH_KEY_LENGTH);
+        done.set(key, [...(done.get(key) ?? []), instance]);
+      } else if (instance.SubnetId) {
+        load.set(instance.SubnetId, (load.get(instance.SubnetId) ?? 0) + 1);
+      }
+    }
+    const launches = await this.plan(prepared, decision, load);
+    const results = await Promise.allSettled(launches.map((launch) => done.get(launch.key) ?? this.launch(launch, group)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results
+      .flatMap((r, i) => (r.status === 'fulfilled' ? r.value.map((instance) => toInstance(instance, launches[i]!.tags)) : []))
+      .filter((instance): instance is Instance => instance !== undefined);
+  }
+
+  async destroy(ids: readonly string[]): Promise<void> {
+    const existing = [...new Set(ids)].filter((id) => INSTANCE_ID.test(id));
+    for (let i = 0; i < existing.length; i += TERMINATE_BATCH) await this.terminate(existing.slice(i, i + TERMINATE_BATCH));
+  }
+
+  async describe(tags: Tags): Promise<Instance[]> {
+    const instances = await this.describeRaw(tags);
+    return instances.map((instance) => toInstance(instance)).filter((instance): instance is Instance => instance !== undefined);
+  }
+
+  /** Splits a decision into launches, given how many instances each subnet already has. */
+  private async plan(specs: readonly Prepared[], decision: string, load: Map<string, number>): Promise<Launch[]> {
+    const subnets = this.properties.subnetIds;
+    const launches: Launch[] = [];
+    const batches = new Map<string, Prepared[]>();
+    for (const prepared of specs) {
+      const { spec, tags, userData } = prepared;
+      if (spec.logicalId === undefined) {
+        const kind = specKey(spec);
+        batches.set(kind, [...(batches.get(kind) ?? []), prepared]);
+        continue;
+      }
+      // Logical ids launch one at a time; an address is the private IP, which fixes the subnet.
+      const address = isIPv4(spec.logicalId) ? spec.logicalId : undefined;
+      const subnet = address === undefined ? [...spread(1, subnets, load).keys()][0]! : await this.subnetFor(address);
+      load.set(subnet, (load.get(subnet) ?? 0) + 1);
+      launches.push({
+        key: launchKey(decision, `logical-id/${spec.logicalId}/${specKey(spec)}`),
+        count: 1,
+        tags,
+        userData,
+        privateIp: address,
+        subnets: address === undefined ? [subnet, ...fallbacks(subnets, load, new Set([subnet]))] : [subnet],
+      });
+    }
+    for (const [kind, batch] of batches) {
+      const { tags, userData } = batch[0]!;
+      const shares = spread(batch.length, subnets, load);
+      for (const [subnet, share] of shares) load.set(subnet, (load.get(subnet) ?? 0) + share);
+      for (const [subnet, share] of shares) {
+        for (let offset = 0; offset < share; offset += this.maxBatch) {
+          const count = Math.min(this.maxBatch, share - offset);
+          launches.push({
+            key: launchKey(decision, `batch/${kind}/${subnet}/${offset}/${count}`),
+            count,
+            tags,
+            userData,
+            subnets: [subnet, ...fallbacks(subnets, load, new Set([subnet]))],
+          });
+        }
+      }
+    }
+    return launches;
+  }
+
+  private async launch(launch: Launch, group: string): Promise<Ec2Instance[]> {
+    const tags: Tag[] = Object.entries(launch.tags).map(([Key, Value]) => ({ Key, Value }));
+    let lastError: unknown;
+    for (const subnet of launch.subnets) {
+      const token = clientToken(launch.key, subnet);
+      try {
+        const out = await ec2Call('RunInstances', () =>
+          this.client.send(
+            new RunInstancesCommand({
+              ...this.properties.launch,
+              MinCount: launch.count,
+              MaxCount: launch.count,
+              SubnetId: subnet,
+              PrivateIpAddress: launch.privateIp,
+              UserData: launch.userData,
+              ClientToken: token,
+              TagSpecifications: [
+                { ResourceType: 'instance', Tags: tags },
+                { ResourceType: 'volume', Tags: tags },
+              ],
+            }),
+          ),
+        );
+        const instances = out.Instances ?? [];
+        this.logger.info({ group, subnet, count: instances.length, clientToken: token, ids: instances.map((i) => i.InstanceId) }, 'launched');
+        return instances;
+      } catch (err) {
+        if (!(err instanceof AwsError) || !CAPACITY_CODES.includes(err.code)) throw err;
+        this.logger.warn({ group, subnet, count: launch.count, code: err.code }, 'no capacity in subnet, trying the next');
+        lastError = err;
+      }
+    }
+    throw lastError;
+  }
+
+  /** Terminates up to one batch, dropping ids EC2 reports as gone until the rest succeeds. */
+  private async terminate(ids: readonly string[]): Promise<void> {
+    let pending = ids;
+    while (pending.length > 0) {
+      try {
+        await ec2Call('TerminateInstances', () => this.client.send(new TerminateInstancesCommand({ InstanceIds: [...pending] })), GONE_CODES);
+        this.logger.info({ count: pending.length, ids: pending }, 'terminated');
+        return;
+      } catch (err) {
+        if (!(err instanceof AwsError) || !GONE_CODES.includes(err.code)) throw err;
+        const gone = new Set(String((err.cause as Error | undefined)?.message ?? err.message).match(/i-[0-9a-zA-Z]+/g) ?? []);
+        const rest = pending.filter((id) => !gone.has(id));
+        if (rest.length === pending.length) {
+          // The message named none of them: settle each id on its own.
+          if (pending.length > 1) for (const id of pending) await this.terminate([id]);
+          return;
+        }
+        this.logger.info({ gone: [...gone] }, 'already gone');
+        pending = rest;
+      }
+    }
+  }
+
+  private async describeRaw(tags: Tags): Promise<Ec2Instance[]> {
+    const filters: Filter[] = Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] }));
+    filters.push({ Name: 'instance-state-name', Values: [...LIVE_STATES] });
+    const out: Ec2Instance[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await ec2Call('DescribeInstances', () =>
+        this.client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: this.pageSize, NextToken: nextToken })),
+      );
+      for (const reservation of page.Reservations ?? []) out.push(...(reservation.Instances ?? []));
+      nextToken = page.NextToken;
+    } while (nextToken);
+    return out;
+  }
+
+  /** The configured subnet whose CIDR holds `address`; CIDRs never change, so they are read once. */
+  private async subnetFor(address: string): Promise<string> {
+    this.cidrs ??= ec2Call('DescribeSubnets', () =>
+      this.client.send(new DescribeSubnetsCommand({ SubnetIds: [...this.properties.subnetIds] })),
+    ).then(
+      (out) => new Map((out.Subnets ?? []).map((s) => [s.SubnetId ?? '', s.CidrBlock ?? ''])),
+      (err: unknown) => {
+        this.cidrs = undefined;
+        throw err;
+      },
+    );
+    const cidrs = await this.cidrs;
+    const subnet = this.properties.subnetIds.find((id) => inCidr(address, cidrs.get(id) ?? ''));
+    if (subnet === undefined) {
+      throw new AwsError('InvalidLogicalId', 'RunInstances', `logical id ${address} is in none of the subnets ${this.properties.subnetIds.join(', ')}`);
+    }
+    return subnet;
+  }
+
+  private tagsOf(spec: InstanceSpec): Tags {
+    const tags: Record<string, string> = { ...this.properties.tags, ...spec.tags };
+    if (spec.logicalId !== undefined) tags[LOGICAL_ID_TAG] ??= spec.logicalId;
+    const count = Object.keys(tags).length;
+    if (count > TAG_LIMIT) throw new AwsError('TagLimitExceeded', 'RunInstances', `${count} tags exceed EC2's limit of ${TAG_LIMIT} per instance`);
+    return tags;
+  }
+}
+
+function encodeUserData(init: string): string | undefined {
+  const size = Buffer.byteLength(init, 'utf8');
+  if (size > USER_DATA_LIMIT) {
+    throw new AwsError('UserDataTooLarge', 'RunInstances', `init script is ${size} bytes, over EC2's user data limit of ${USER_DATA_LIMIT} bytes`);
+  }
+  return size === 0 ? undefined : Buffer.from(init, 'utf8').toString('base64');
+}
+
+/** Identical specs share a key and may launch together. */
+function specKey(spec: InstanceSpec): string {
+  const tags = Object.entries(spec.tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify([tags, spec.init])).digest('hex').slice(0, 16);
+}
+
+/** SPI view of a live instance; `tags` stand in when EC2's answer omits them. */
+function toInstance(instance: Ec2Instance, tags?: Tags): Instance | undefined {
+  const state = instance.State?.Name as InstanceState | undefined;
+  if (!instance.InstanceId || state === undefined || !LIVE_STATES.includes(state)) return undefined;
+  const own = Object.fromEntries((instance.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+  return {
+    id: instance.InstanceId,
+    tags: Object.keys(own).length > 0 ? own : { ...tags },
+    state,
+    launchedAt: instance.LaunchTime?.getTime() ?? Date.now(),
+    ...(instance.PrivateIpAddress ? { address: instance.PrivateIpAddress } : {}),
+  };
+}
