@@ -1,0 +1,15 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The package root, found from this file whether it runs from src/ (tests) or dist/src/ (built). */
+const root = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'schemas')) || !existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+})();
+
+/** A JSON Schema from schemas/, e.g. readSchema('group.json'). */
+export function readSchema(name: string): object {
+  return JSON.parse(readFileSync(join(root, 'schemas', name), 'utf8')) as object;
+}
