@@ -1,0 +1,33 @@
+import { createHash } from 'node:crypto';
+import type { GroupSpec, Instance, Tags } from '../spi/index.js';
+
+/** Tag keys that make the infrastructure the record. */
+export const TAG = {
+  group: 'capstan.group',
+  config: 'capstan.config',
+  logicalId: 'capstan.logical-id',
+} as const;
+
+/** JSON with object keys sorted, so equal values always serialize the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Hash of what a machine is (instance + flavor); size, bounds and update policy are deliberately left out. */
+export function configHash(spec: Pick<GroupSpec, 'instance' | 'flavor'>): string {
+  return createHash('sha256').update(canonicalJson({ instance: spec.instance, flavor: spec.flavor })).digest('hex').slice(0, 16);
+}
+
+export function groupTags(spec: GroupSpec, hash: string, logicalId?: string): Tags {
+  return { [TAG.group]: spec.id, [TAG.config]: hash, ...(logicalId === undefined ? {} : { [TAG.logicalId]: logicalId }) };
+}
+
+export const logicalIdOf = (i: Instance): string | undefined => i.tags[TAG.logicalId];
+export const configOf = (i: Instance): string | undefined => i.tags[TAG.config];

@@ -1,0 +1,182 @@
+import type { GroupSpec, Health, Instance, UpdateProgress } from '../spi/index.js';
+import { configOf, logicalIdOf } from './identity.js';
+import { durationMs, resolveQuantity } from './quantity.js';
+
+/** An instance as one pass sees it: what the provider listed, plus what the flavor and the controller know. */
+export interface Observed {
+  readonly instance: Instance;
+  readonly health: Health;
+  /** Since when (epoch ms) the flavor has said healthy without a break; kept by the controller. */
+  readonly healthySince?: number;
+}
+
+export interface PlanInput {
+  readonly spec: GroupSpec;
+  readonly configHash: string;
+  /** Live instances, including ones launched but not yet listed by the provider (describe lag). */
+  readonly observed: readonly Observed[];
+  readonly now: number;
+  /** Operator pause, or an update failure under `onFailure: pause`: no replacements, only repairs of size. */
+  readonly paused: boolean;
+  /** The instance hosting Capstan itself, destroyed last. */
+  readonly selfInstanceId?: string;
+}
+
+export type DestroyReason = 'scale-down' | 'update' | 'unknown-id' | 'duplicate' | 'repair';
+
+export type Action =
+  | { readonly kind: 'provision'; readonly count: number; readonly logicalIds?: readonly string[] }
+  | { readonly kind: 'destroy'; readonly ids: readonly string[]; readonly reason: DestroyReason };
+
+export interface Plan {
+  readonly actions: readonly Action[];
+  readonly update: UpdateProgress;
+  readonly converged: boolean;
+  /** Set when a new instance missed its health deadline during an update: the controller pauses or rolls back. */
+  readonly failure?: string;
+}
+
+interface Facts {
+  readonly o: Observed;
+  readonly current: boolean;
+  readonly available: boolean;
+  readonly failed: boolean;
+}
+
+/** The pure reconciler: (spec, observed, now) -> actions. No I/O, no clock, no randomness. */
+export function plan(input: PlanInput): Plan {
+  const { spec, configHash, now } = input;
+  const healthTimeout = durationMs(spec.update.healthTimeout);
+  const healthyFor = durationMs(spec.update.healthyFor);
+  const facts = input.observed.map((o): Facts => {
+    const current = configOf(o.instance) === configHash;
+    // An old instance that is healthy has long proven itself; a new one must stay healthy for `healthyFor`.
+    const available = o.health === 'healthy' && (!current || (o.healthySince !== undefined && now - o.healthySince >= healthyFor));
+    const failed = current && !available && o.health !== 'healthy' && now - o.instance.launchedAt > healthTimeout;
+    return { o, current, available, failed };
+  });
+  const ctx = { input, facts, healthTimeout };
+  return 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size);
+}
+
+interface Ctx {
+  readonly input: PlanInput;
+  readonly facts: readonly Facts[];
+  readonly healthTimeout: number;
+}
+
+const idOf = (f: Facts): string => f.o.instance.id;
+
+/** Scale-down order: the instance hosting Capstan last, then unhealthy first, then outdated, then newest. */
+function removalOrder(selfId: string | undefined) {
+  const rank = (f: Facts): number[] => [
+    idOf(f) === selfId ? 1 : 0,
+    f.o.health === 'unhealthy' || f.failed ? 0 : 1,
+    f.current ? 1 : 0,
+    -f.o.instance.launchedAt,
+  ];
+  return (a: Facts, b: Facts): number => {
+    const ra = rank(a);
+    const rb = rank(b);
+    for (let i = 0; i < ra.length; i++) if (ra[i] !== rb[i]) return ra[i]! - rb[i]!;
+    return idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0;
+  };
+}
+
+function progress(total: number, members: readonly Facts[], paused: boolean, failure: string | undefined): UpdateProgress {
+  const outdated = members.some((f) => !f.current);
+  const done = Math.min(total, members.filter((f) => f.current && f.available).length);
+  const failed = members.filter((f) => f.failed).length;
+  const state = failure ? 'failed' : outdated ? (paused ? 'paused' : 'rolling') : 'idle';
+  return { state, total, done, failed, ...(failure ? { reason: failure } : {}) };
+}
+
+function failureOf(members: readonly Facts[], healthTimeout: number): string | undefined {
+  const failed = members.filter((f) => f.failed);
+  if (!failed.length || !members.some((f) => !f.current)) return undefined;
+  return `${failed.length} new instance(s) not healthy within ${healthTimeout / 1000}s: ${failed.map(idOf).join(', ')}`;
+}
+
+function finish(actions: Action[], total: number, members: readonly Facts[], paused: boolean, failure?: string): Plan {
+  const kept = actions.filter((a) => (a.kind === 'provision' ? a.count > 0 : a.ids.length > 0));
+  const converged = !kept.length && members.length === total && members.every((f) => f.current && f.available);
+  return { actions: kept, update: progress(total, members, paused, failure), converged, ...(failure ? { failure } : {}) };
+}
+
+function planSized({ input, facts, healthTimeout }: Ctx, size: number): Plan {
+  const { spec } = input;
+  const max = spec.bounds?.max ?? Infinity;
+  let maxUnavailable = resolveQuantity(spec.update.maxUnavailable, size, 'down');
+  const maxSurge = resolveQuantity(spec.update.maxSurge, size, 'up');
+  if (maxUnavailable === 0 && maxSurge === 0) maxUnavailable = 1;
+  // While outdated instances remain, up to maxSurge extra instances are intended, not excess.
+  const ceiling = Math.min(facts.some((f) => !f.current) ? size + maxSurge : size, max);
+  const actions: Action[] = [];
+  let members = [...facts];
+
+  // 1. Too many: remove the excess in removal order, and new instances beyond the size.
+  const order = removalOrder(input.selfInstanceId);
+  const overCeiling = [...members].sort(order).slice(0, Math.max(0, members.length - ceiling));
+  const overSize = members.filter((f) => f.current && !overCeiling.includes(f)).sort(order);
+  const gone = [...overCeiling, ...overSize.slice(0, Math.max(0, overSize.length - size))];
+  actions.push({ kind: 'destroy', ids: gone.map(idOf), reason: 'scale-down' });
+  members = members.filter((f) => !gone.includes(f));
+
+  const old = members.filter((f) => !f.current);
+  const failure = failureOf(members, healthTimeout);
+  if (!old.length || input.paused || failure) {
+    // 2a. Replace the lost; repair (one budget's worth at a time) instances that went bad after their deadline.
+    const broken = old.length ? [] : members.filter((f) => f.o.health === 'unhealthy' && f.failed).slice(0, Math.max(1, maxUnavailable));
+    actions.push({ kind: 'destroy', ids: broken.map(idOf), reason: 'repair' });
+    actions.push({ kind: 'provision', count: Math.min(size, max) - members.length });
+    return finish(actions, size, members, input.paused, failure);
+  }
+
+  // 2b. Rolling update within maxSurge (extra instances) and maxUnavailable (below size), planned with scaling.
+  const fresh = members.length - old.length;
+  actions.push({ kind: 'provision', count: Math.max(0, Math.min(size - fresh, ceiling - members.length)) });
+  // Old instances that are unavailable cost no availability; available ones go only within the budget.
+  let budget = members.filter((f) => f.available).length - (size - maxUnavailable);
+  const replace: Facts[] = [];
+  for (const f of [...old].sort(order)) {
+    if (!f.available) replace.push(f);
+    else if (budget > 0) {
+      replace.push(f);
+      budget--;
+    }
+  }
+  actions.push({ kind: 'destroy', ids: replace.map(idOf), reason: 'update' });
+  return finish(actions, size, members, input.paused);
+}
+
+function planLogical({ input, facts, healthTimeout }: Ctx, logicalIds: readonly string[]): Plan {
+  const wanted = new Set(logicalIds);
+  const actions: Action[] = [];
+  const unknown = facts.filter((f) => !wanted.has(logicalIdOf(f.o.instance) ?? ''));
+  actions.push({ kind: 'destroy', ids: unknown.map(idOf), reason: 'unknown-id' });
+
+  // One member per id: keep the best of duplicates (current and available, then newest).
+  const members: Facts[] = [];
+  const duplicates: Facts[] = [];
+  for (const id of logicalIds) {
+    const mine = facts.filter((f) => logicalIdOf(f.o.instance) === id);
+    mine.sort((a, b) => Number(b.current && b.available) - Number(a.current && a.available) || Number(b.current) - Number(a.current) || b.o.instance.launchedAt - a.o.instance.launchedAt);
+    if (mine[0]) members.push(mine[0]);
+    duplicates.push(...mine.slice(1));
+  }
+  actions.push({ kind: 'destroy', ids: duplicates.map(idOf), reason: 'duplicate' });
+
+  const present = new Set(members.map((f) => logicalIdOf(f.o.instance)));
+  const missing = logicalIds.filter((id) => !present.has(id));
+  actions.push({ kind: 'provision', count: missing.length, logicalIds: missing });
+
+  const failure = failureOf(members, healthTimeout);
+  const old = members.filter((f) => !f.current);
+  // Never more than one member replaced at a time: a missing or not yet available new member is one in progress.
+  const inProgress = missing.length + members.filter((f) => f.current && !f.available).length;
+  if (old.length && !input.paused && !failure && inProgress === 0) {
+    const next = [...old].sort(removalOrder(input.selfInstanceId))[0]!;
+    actions.push({ kind: 'destroy', ids: [idOf(next)], reason: 'update' });
+  }
+  return finish(actions, logicalIds.length, members, input.paused, failure);
+}

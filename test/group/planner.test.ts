@@ -1,0 +1,148 @@
+import t from 'tap';
+import { plan, type Action, type PlanInput } from '../../src/group/planner.js';
+import { inst, logicalSpec, obs, sizedSpec } from './fixtures.js';
+
+const NOW = 1_000_000;
+const run = (input: Partial<PlanInput> & Pick<PlanInput, 'spec'>) => plan({ configHash: 'new', observed: [], now: NOW, paused: false, ...input });
+const provisions = (as: readonly Action[]) => as.filter((a) => a.kind === 'provision').reduce((n, a) => n + (a.kind === 'provision' ? a.count : 0), 0);
+const destroyed = (as: readonly Action[], reason?: string) => as.flatMap((a) => (a.kind === 'destroy' && (!reason || a.reason === reason) ? a.ids : []));
+
+t.test('scale up from nothing provisions the whole size in one action', async (t) => {
+  const p = run({ spec: sizedSpec(5) });
+  t.same(p.actions, [{ kind: 'provision', count: 5 }]);
+  t.equal(p.converged, false);
+});
+
+t.test('size 0 is valid and converged when empty', async (t) => {
+  const p = run({ spec: sizedSpec(0) });
+  t.same(p.actions, []);
+  t.equal(p.converged, true);
+});
+
+t.test('instances launched but not yet listed count as capacity', async (t) => {
+  // The controller passes in-flight instances as observed with unknown health.
+  const observed = [obs(inst('a', 'new', { launchedAt: NOW - 1000 }), 'unknown'), obs(inst('b', 'new', { launchedAt: NOW - 1000 }), 'unknown')];
+  const p = run({ spec: sizedSpec(3), observed });
+  t.same(p.actions, [{ kind: 'provision', count: 1 }]);
+});
+
+t.test('scale down: unhealthy first, then outdated, then newest; Capstan host last', async (t) => {
+  const observed = [
+    obs(inst('self', 'new', { launchedAt: 900 })),
+    obs(inst('newest', 'new', { launchedAt: 800 })),
+    obs(inst('older', 'new', { launchedAt: 100 })),
+    obs(inst('outdated', 'old', { launchedAt: 50 })),
+    obs(inst('sick', 'new', { launchedAt: 10 }), 'unhealthy'),
+  ];
+  // No surge: an outdated instance would otherwise make room for one extra during the update.
+  const update = { maxUnavailable: 1, maxSurge: 0, healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } as const;
+  const order = [1, 2, 3, 4].map((size) => destroyed(run({ spec: sizedSpec(5 - size, { update }), observed, selfInstanceId: 'self' }).actions, 'scale-down'));
+  t.same(order[0], ['sick']);
+  t.same(order[1], ['sick', 'outdated']);
+  t.same(order[2], ['sick', 'outdated', 'newest']);
+  t.same(order[3], ['sick', 'outdated', 'newest', 'older']);
+});
+
+t.test('changing only size, bounds or update policy replaces nothing', async (t) => {
+  const observed = ['a', 'b', 'c'].map((id) => obs(inst(id, 'new')));
+  const p = run({ spec: sizedSpec(3, { bounds: { max: 9 }, update: { maxUnavailable: '50%', maxSurge: 0, healthTimeout: '1m', healthyFor: '1s', onFailure: 'rollback' } }), observed });
+  t.same(p.actions, []);
+  t.equal(p.converged, true);
+  t.equal(p.update.state, 'idle');
+});
+
+t.test('rolling update with surge 1, unavailable 0 creates first, then replaces one at a time', async (t) => {
+  const spec = sizedSpec(3, { update: { maxUnavailable: 0, maxSurge: 1, healthTimeout: '60s', healthyFor: '10s', onFailure: 'pause' } });
+  const old = ['a', 'b', 'c'].map((id) => obs(inst(id, 'old')));
+  let p = run({ spec, observed: old });
+  t.same(p.actions, [{ kind: 'provision', count: 1 }]);
+  t.equal(p.update.state, 'rolling');
+  // New one up but not healthy for long enough: nothing goes.
+  const fresh = obs(inst('n1', 'new', { launchedAt: NOW - 5000 }), 'healthy', NOW - 5000);
+  p = run({ spec, observed: [...old, fresh] });
+  t.same(p.actions, []);
+  // Healthy for healthyFor: one old goes.
+  p = run({ spec, observed: [...old, obs(inst('n1', 'new'), 'healthy', NOW - 10_000)] });
+  t.same(destroyed(p.actions, 'update').length, 1);
+  t.equal(provisions(p.actions), 0);
+  t.equal(p.update.done, 1);
+});
+
+t.test('rolling update with unavailable 1, surge 0 removes first', async (t) => {
+  const spec = sizedSpec(3, { update: { maxUnavailable: 1, maxSurge: 0, healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } });
+  const old = ['a', 'b', 'c'].map((id) => obs(inst(id, 'old')));
+  const p = run({ spec, observed: old });
+  t.equal(provisions(p.actions), 0);
+  t.equal(destroyed(p.actions, 'update').length, 1);
+});
+
+t.test('percentages resolve against the size', async (t) => {
+  const spec = sizedSpec(10, { update: { maxUnavailable: '25%', maxSurge: '25%', healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } });
+  const p = run({ spec, observed: Array.from({ length: 10 }, (_, i) => obs(inst(`o${i}`, 'old'))) });
+  t.equal(provisions(p.actions), 3); // ceil(2.5)
+  t.equal(destroyed(p.actions, 'update').length, 2); // floor(2.5)
+});
+
+t.test('surge never exceeds bounds.max', async (t) => {
+  const spec = sizedSpec(3, { bounds: { max: 3 }, update: { maxUnavailable: 1, maxSurge: 2, healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } });
+  const p = run({ spec, observed: ['a', 'b', 'c'].map((id) => obs(inst(id, 'old'))) });
+  t.equal(provisions(p.actions), 0);
+  t.equal(destroyed(p.actions).length, 1);
+});
+
+t.test('a new instance not healthy within healthTimeout fails the update and stops replacing', async (t) => {
+  const spec = sizedSpec(3, { update: { maxUnavailable: 1, maxSurge: 1, healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } });
+  const observed = [...['a', 'b', 'c'].map((id) => obs(inst(id, 'old'))), obs(inst('n1', 'new', { launchedAt: NOW - 61_000 }), 'unknown')];
+  const p = run({ spec, observed });
+  t.match(p.failure, /not healthy within 60s: n1/);
+  t.equal(p.update.state, 'failed');
+  t.equal(p.update.failed, 1);
+  t.same(destroyed(p.actions), []);
+  t.equal(provisions(p.actions), 0);
+});
+
+t.test('paused: no replacements, but lost instances are still replaced', async (t) => {
+  const spec = sizedSpec(3);
+  const p = run({ spec, observed: ['a', 'b'].map((id) => obs(inst(id, 'old'))), paused: true });
+  t.same(p.actions, [{ kind: 'provision', count: 1 }]);
+  t.equal(p.update.state, 'paused');
+});
+
+t.test('an instance that went bad after its deadline is repaired when no update runs', async (t) => {
+  const observed = [obs(inst('a', 'new')), obs(inst('b', 'new', { launchedAt: NOW - 120_000 }), 'unhealthy')];
+  const p = run({ spec: sizedSpec(2), observed });
+  t.same(destroyed(p.actions, 'repair'), ['b']);
+});
+
+t.test('logical ids: missing created, unknown removed, duplicates collapsed', async (t) => {
+  const observed = [
+    obs(inst('x1', 'new', { logicalId: '10.0.0.1' })),
+    obs(inst('x1b', 'new', { logicalId: '10.0.0.1', launchedAt: 5 }), 'unknown'),
+    obs(inst('stray', 'new', { logicalId: '10.0.0.9' })),
+    obs(inst('untagged', 'new')),
+  ];
+  const p = run({ spec: logicalSpec(['10.0.0.1', '10.0.0.2', '10.0.0.3']), observed });
+  t.same(destroyed(p.actions, 'unknown-id').sort(), ['stray', 'untagged']);
+  t.same(destroyed(p.actions, 'duplicate'), ['x1b']);
+  t.same(p.actions.find((a) => a.kind === 'provision'), { kind: 'provision', count: 2, logicalIds: ['10.0.0.2', '10.0.0.3'] });
+});
+
+t.test('logical ids: never more than one member replaced at a time', async (t) => {
+  const ids = ['m1', 'm2', 'm3'];
+  const spec = logicalSpec(ids);
+  let p = run({ spec, observed: ids.map((id) => obs(inst(id, 'old', { logicalId: id }))) });
+  t.equal(destroyed(p.actions, 'update').length, 1);
+  // One replaced and not yet available: the others wait.
+  const observed = [obs(inst('m1n', 'new', { logicalId: 'm1', launchedAt: NOW - 1000 }), 'unknown'), ...['m2', 'm3'].map((id) => obs(inst(id, 'old', { logicalId: id })))];
+  p = run({ spec, observed });
+  t.same(p.actions, []);
+  // One missing: it is created, nothing else replaced.
+  p = run({ spec, observed: ['m2', 'm3'].map((id) => obs(inst(id, 'old', { logicalId: id }))) });
+  t.same(p.actions, [{ kind: 'provision', count: 1, logicalIds: ['m1'] }]);
+});
+
+t.test('update progress counts done and total', async (t) => {
+  const spec = sizedSpec(2, { update: { maxUnavailable: 1, maxSurge: 0, healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } });
+  const p = run({ spec, observed: [obs(inst('a', 'old')), obs(inst('b', 'new'), 'healthy', NOW)] });
+  t.match(p.update, { state: 'rolling', total: 2, done: 1, failed: 0 });
+});
