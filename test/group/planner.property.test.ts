@@ -1,0 +1,186 @@
+// Property tests: random sequences of observations, health flips, lost machines, failed calls and describe lag,
+// executed against a model world by the same rules the controller follows.
+import t from 'tap';
+import fc from 'fast-check';
+import { plan, type Observed, type Plan } from '../../src/group/planner.js';
+import { resolveQuantity } from '../../src/group/quantity.js';
+import type { GroupSpec, Health, Instance } from '../../src/spi/index.js';
+import { inst, logicalSpec, sizedSpec } from './fixtures.js';
+
+interface Machine {
+  readonly instance: Instance;
+  /** When the provider starts listing it (describe lag). */
+  readonly visibleAt: number;
+  /** When it becomes healthy; Infinity for a config that never boots. */
+  readonly healthyAt: number;
+  sick: boolean;
+  healthySince?: number;
+}
+
+type Event =
+  | { kind: 'tick'; ms: number }
+  | { kind: 'lose'; pick: number }
+  | { kind: 'sicken'; pick: number }
+  | { kind: 'config' }
+  | { kind: 'resize'; size: number };
+
+const event: fc.Arbitrary<Event> = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 1000, max: 20_000 }).map((ms) => ({ kind: 'tick' as const, ms })) },
+  { weight: 1, arbitrary: fc.nat().map((pick) => ({ kind: 'lose' as const, pick })) },
+  { weight: 1, arbitrary: fc.nat().map((pick) => ({ kind: 'sicken' as const, pick })) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'config' as const }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 8 }).map((size) => ({ kind: 'resize' as const, size })) },
+);
+
+const world = fc.record({
+  logical: fc.boolean(),
+  size: fc.integer({ min: 0, max: 8 }),
+  max: fc.option(fc.integer({ min: 0, max: 10 }), { nil: undefined }),
+  maxUnavailable: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('25%' as const, '50%' as const)),
+  maxSurge: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('25%' as const, '100%' as const)),
+  lagMs: fc.integer({ min: 0, max: 30_000 }),
+  bootMs: fc.integer({ min: 0, max: 15_000 }),
+  failRate: fc.constantFrom(0, 0.2, 0.5),
+  seed: fc.integer(),
+  events: fc.array(event, { maxLength: 40 }),
+});
+
+type World = typeof world extends fc.Arbitrary<infer W> ? W : never;
+
+function specOf(w: World, size: number, config: number): GroupSpec {
+  const update = { maxUnavailable: w.maxUnavailable, maxSurge: w.maxSurge, healthTimeout: '60s', healthyFor: '5s', onFailure: 'pause' } as const;
+  const max = w.max === undefined ? undefined : Math.max(w.max, size);
+  const base = w.logical ? logicalSpec(Array.from({ length: size }, (_, i) => `id${i}`), { update }) : sizedSpec(size, { update });
+  return { ...base, instance: { provider: 'simulator', properties: { config } }, ...(max === undefined ? {} : { bounds: { max } }) };
+}
+
+function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; after: Machine[]; p: Plan; hash: string; now: number }) => void) {
+  let rand = w.seed >>> 0;
+  const random = () => ((rand = (Math.imul(rand ^ (rand >>> 15), 2246822507) + 0x9e3779b9) >>> 0) / 2 ** 32);
+  let now = 1_000_000;
+  let size = w.size;
+  let config = 1;
+  let next = 0;
+  let paused = false;
+  const machines: Machine[] = [];
+
+  const pass = () => {
+    const spec = specOf(w, size, config);
+    const hash = `c${config}`;
+    for (const m of machines) {
+      const healthy = !m.sick && now >= m.healthyAt;
+      if (healthy) m.healthySince ??= now;
+      else delete m.healthySince;
+    }
+    // Listed instances plus the ones the controller launched and the provider does not list yet: all of them.
+    const observed: Observed[] = machines.map((m) => ({
+      instance: m.instance,
+      health: (m.sick ? 'unhealthy' : now >= m.healthyAt ? 'healthy' : 'unknown') as Health,
+      ...(m.healthySince === undefined ? {} : { healthySince: m.healthySince }),
+    }));
+    const p = plan({ spec, configHash: hash, observed, now, paused });
+    if (p.failure) paused = true;
+    const before = [...machines];
+    for (const a of p.actions) {
+      if (random() < w.failRate) continue;
+      if (a.kind === 'destroy') {
+        for (const id of a.ids) machines.splice(machines.findIndex((m) => m.instance.id === id), 1);
+      } else {
+        for (let i = 0; i < a.count; i++) {
+          const logicalId = a.logicalIds?.[i];
+          machines.push({
+            instance: inst(`i${next++}`, hash, { launchedAt: now, ...(logicalId ? { logicalId } : {}) }),
+            visibleAt: now + w.lagMs,
+            healthyAt: now + w.bootMs,
+            sick: false,
+          });
+        }
+      }
+    }
+    check({ spec, before, after: [...machines], p, hash, now });
+    return p;
+  };
+
+  for (const e of w.events) {
+    if (e.kind === 'tick') now += e.ms;
+    else if (e.kind === 'lose' && machines.length) machines.splice(e.pick % machines.length, 1);
+    else if (e.kind === 'sicken' && machines.length) machines[e.pick % machines.length]!.sick = true;
+    else if (e.kind === 'config') {
+      config++;
+      paused = false;
+    } else if (e.kind === 'resize') size = e.size;
+    pass();
+  }
+  // Then calm: no faults, time goes on, the operator resumes any paused update.
+  w.failRate = 0;
+  paused = false;
+  for (const m of machines) m.sick = false;
+  let last: Plan | undefined;
+  for (let i = 0; i < 60 && !last?.converged; i++) {
+    now += 5000;
+    last = pass();
+  }
+  return { last: last!, machines, size, config };
+}
+
+const available = (ms: readonly Machine[], hash: string, now: number) => ms.filter((m) => !m.sick && m.healthySince !== undefined && (m.instance.tags['capstan.config'] !== hash || now - m.healthySince >= 5000)).length;
+
+t.test('converges to the spec after any history of faults', async (t) => {
+  fc.assert(
+    fc.property(world, (w) => {
+      const end = simulate(w, () => {});
+      if (!end.last.converged) return false;
+      if (end.machines.length !== end.size) return false;
+      return end.machines.every((m) => m.instance.tags['capstan.config'] === `c${end.config}`);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random histories converged');
+});
+
+t.test('never above max, never two per logical id, surge and unavailability within policy', async (t) => {
+  fc.assert(
+    fc.property(world, (w) => {
+      simulate(w, ({ spec, before, after, p, hash, now }) => {
+        const size = 'size' in spec.allocation ? spec.allocation.size : spec.allocation.logicalIds.length;
+        const max = spec.bounds?.max ?? Infinity;
+        const surge = resolveQuantity(spec.update.maxSurge, size, 'up');
+        const unavailable = Math.max(resolveQuantity(spec.update.maxUnavailable, size, 'down'), surge === 0 ? 1 : 0);
+        // The plan never takes the group above the larger of what it found and what it is allowed.
+        const allowed = w.logical ? size : Math.min(size + surge, max);
+        if (after.length > Math.max(before.length, allowed)) throw new Error(`${after.length} instances, allowed ${allowed}`);
+        if (after.length > max && after.length > before.length) throw new Error('grew above max');
+        if (w.logical) {
+          const ids = after.map((m) => m.instance.tags['capstan.logical-id']);
+          if (new Set(ids).size !== ids.length) throw new Error('two instances for one logical id');
+          const updates = p.actions.flatMap((a) => (a.kind === 'destroy' && a.reason === 'update' ? a.ids : []));
+          if (updates.length > 1) throw new Error('more than one member replaced at once');
+        } else if (p.update.state === 'rolling') {
+          // Update destroys keep availability at size - maxUnavailable, or where it already was.
+          const gone = new Set(p.actions.flatMap((a) => (a.kind === 'destroy' && a.reason === 'update' ? a.ids : [])));
+          const kept = before.filter((m) => !gone.has(m.instance.id));
+          const was = available(before, hash, now);
+          if (gone.size && available(kept, hash, now) < Math.min(was, size - unavailable)) throw new Error('update took too many unavailable');
+        }
+      });
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('invariants held over 300 random histories');
+});
+
+t.test('no over-provisioning under describe lag', async (t) => {
+  // A lagging provider that the controller reconciles with its own launch record never gets a second launch.
+  fc.assert(
+    fc.property(world, (w) => {
+      let launched = 0;
+      const end = simulate({ ...w, events: [], failRate: 0 }, ({ p }) => {
+        launched += p.actions.reduce((n, a) => n + (a.kind === 'provision' ? a.count : 0), 0);
+      });
+      return launched === end.size;
+    }),
+    { numRuns: 200 },
+  );
+  t.pass('launches equal the size from empty, whatever the lag');
+});
