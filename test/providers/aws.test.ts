@@ -109,6 +109,11 @@ t.test('the same intent twice launches once (ClientToken)', async (t) => {
 
   t.equal((await aws.provision(specs(6), 'intent-b')).length, 6, 'a new intent launches');
   t.equal((await live()).length, 12);
+
+  // Like EC2, which answers a used token with the original (now terminated) instances.
+  await aws.destroy(first.map((i) => i.id));
+  t.same(await aws.provision(specs(6), 'intent-a'), [], 'a decision whose instances are gone does not launch again');
+  t.equal((await live()).length, 6);
 });
 
 t.test('spreads over subnets, balancing what runs there', async (t) => {

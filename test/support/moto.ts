@@ -72,7 +72,11 @@ export async function startMoto(): Promise<Moto> {
       const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
       if (!res.ok) throw new Error(`moto reset failed: ${res.status}`);
     },
-    stop: () => stopChild(child),
+    stop: async () => {
+      await stopChild(child);
+      // moto answers its own crashes with an HTML 500: MOTO_DEBUG=1 shows the Python traceback.
+      if (process.env.MOTO_DEBUG) console.error(stderr);
+    },
   };
 }
 
@@ -104,6 +108,8 @@ export interface FaultOptions {
   readonly rate: number;
   readonly faults: readonly Fault[];
   readonly seed?: number;
+  /** The first this many calls of each action get a fault, whatever the rate. */
+  readonly failFirst?: number;
   /** Answers chosen calls with an EC2 error of this code (HTTP 400), whatever the rate. */
   readonly refuse?: (params: URLSearchParams) => string | undefined;
 }
@@ -119,6 +125,7 @@ export async function startFaultProxy(target: string, options: FaultOptions): Pr
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const injected = new Map<string, number>();
+  const seen = new Map<string, number>();
   const proxy: FaultProxy = { endpoint: '', injected, rate: options.rate, stop: async () => {} };
 
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
@@ -128,7 +135,10 @@ export async function startFaultProxy(target: string, options: FaultOptions): Pr
     const params = new URLSearchParams(body.toString());
     const action = params.get('Action') ?? 'unknown';
     const refused = options.refuse?.(params);
-    const fault = refused === undefined && random() < proxy.rate ? options.faults[Math.floor(random() * options.faults.length)]! : undefined;
+    const nth = (seen.get(action) ?? 0) + 1;
+    seen.set(action, nth);
+    const unlucky = nth <= (options.failFirst ?? 0) || random() < proxy.rate;
+    const fault = refused === undefined && unlucky ? options.faults[nth % options.faults.length]! : undefined;
     if (refused !== undefined || fault !== undefined) {
       injected.set(action, (injected.get(action) ?? 0) + 1);
       const [status, code] = refused !== undefined ? [400, refused] : fault === 'throttle' ? [400, 'RequestLimitExceeded'] : [503, 'Unavailable'];

@@ -28,6 +28,7 @@ const TAG_LIMIT = 50;
 /** Most ids one TerminateInstances accepts. */
 const TERMINATE_BATCH = 1000;
 const LIVE_STATES: readonly InstanceState[] = ['pending', 'running', 'stopping', 'stopped'];
+const ANY_STATE = [...LIVE_STATES, 'shutting-down', 'terminated'];
 /** Errors local to one subnet's availability zone: another subnet may still have room. */
 const CAPACITY_CODES = ['InsufficientInstanceCapacity', 'InsufficientFreeAddressesInSubnet'];
 /** For TerminateInstances these mean the instance is already gone. */
@@ -90,7 +91,8 @@ export class AwsInstanceProvider implements InstanceProvider {
     const first = specs[0]!;
     const group = first.tags[GROUP_TAG] ?? '';
     const decision = decisionKey(group, first.tags[CONFIG_TAG] ?? '', intent);
-    const known = group === '' ? [] : await this.describeRaw({ [GROUP_TAG]: group });
+    // Terminated ones too: EC2 would answer a repeated token with them rather than launch again.
+    const known = group === '' ? [] : await this.describeRaw({ [GROUP_TAG]: group }, ANY_STATE);
     const done = new Map<string, Ec2Instance[]>();
     const load = new Map<string, number>();
     for (const instance of known) {
@@ -98,7 +100,7 @@ export class AwsInstanceProvider implements InstanceProvider {
       if (token.startsWith(decision)) {
         const key = token.slice(0, LAUNCH_KEY_LENGTH);
         done.set(key, [...(done.get(key) ?? []), instance]);
-      } else if (instance.SubnetId) {
+      } else if (instance.SubnetId && isLive(instance)) {
         load.set(instance.SubnetId, (load.get(instance.SubnetId) ?? 0) + 1);
       }
     }
@@ -224,9 +226,9 @@ export class AwsInstanceProvider implements InstanceProvider {
     }
   }
 
-  private async describeRaw(tags: Tags): Promise<Ec2Instance[]> {
+  private async describeRaw(tags: Tags, states: readonly string[] = LIVE_STATES): Promise<Ec2Instance[]> {
     const filters: Filter[] = Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] }));
-    filters.push({ Name: 'instance-state-name', Values: [...LIVE_STATES] });
+    filters.push({ Name: 'instance-state-name', Values: [...states] });
     const out: Ec2Instance[] = [];
     let nextToken: string | undefined;
     do {
@@ -281,10 +283,14 @@ function specKey(spec: InstanceSpec): string {
   return createHash('sha256').update(JSON.stringify([tags, spec.init])).digest('hex').slice(0, 16);
 }
 
+function isLive(instance: Ec2Instance): boolean {
+  return LIVE_STATES.includes(instance.State?.Name as InstanceState);
+}
+
 /** SPI view of a live instance; `tags` stand in when EC2's answer omits them. */
 function toInstance(instance: Ec2Instance, tags?: Tags): Instance | undefined {
-  const state = instance.State?.Name as InstanceState | undefined;
-  if (!instance.InstanceId || state === undefined || !LIVE_STATES.includes(state)) return undefined;
+  if (!instance.InstanceId || !isLive(instance)) return undefined;
+  const state = instance.State!.Name as InstanceState;
   const own = Object.fromEntries((instance.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
   return {
     id: instance.InstanceId,

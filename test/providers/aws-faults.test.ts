@@ -1,0 +1,99 @@
+import t, { type Test } from 'tap';
+import { DescribeInstancesCommand, EC2Client, type Instance as Ec2Instance } from '@aws-sdk/client-ec2';
+import { awsProviderKind, type AwsProviderKindOptions } from '../../src/providers/aws/index.js';
+import { silentLogger } from '../../src/log.js';
+import { providerErrors } from '../../src/metrics.js';
+import type { InstanceProvider, InstanceSpec } from '../../src/spi/instance.js';
+import { createSubnets, startFaultProxy, startMoto, useFakeCredentials, type FaultOptions } from '../support/moto.js';
+
+useFakeCredentials();
+const moto = await startMoto();
+t.teardown(() => moto.stop());
+t.beforeEach(() => moto.reset());
+const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
+t.teardown(() => ec2.destroy());
+
+async function throughProxy(t: Test, subnetIds: string[], faults: FaultOptions, options: AwsProviderKindOptions = {}) {
+  const proxy = await startFaultProxy(moto.endpoint, faults);
+  t.teardown(() => proxy.stop());
+  const aws: InstanceProvider = awsProviderKind({ logger: silentLogger, ...options }).create({
+    region: 'us-east-1',
+    endpoint: proxy.endpoint,
+    subnetIds,
+    launch: { ImageId: 'ami-12345678', InstanceType: 't3.micro' },
+  });
+  return { proxy, aws };
+}
+
+const specs = (count: number, group = 'g1'): InstanceSpec[] =>
+  Array.from({ length: count }, () => ({ tags: { 'capstan.group': group, 'capstan.config': 'c1' }, init: '#!/bin/sh\n' }));
+
+/** Live instances straight from moto, not through the proxy. */
+async function live(): Promise<Ec2Instance[]> {
+  const out = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+}
+
+async function errorCount(operation: string, code: string): Promise<number> {
+  const v = (await providerErrors.get()).values.find((x) => x.labels.operation === operation && x.labels.code === code);
+  return v?.value ?? 0;
+}
+
+const sorted = (xs: readonly string[]): string[] => [...xs].sort();
+
+t.test('throttles and 503s: provision, describe and destroy still end with exactly what was asked', async (t) => {
+  const subnets = await createSubnets(moto.endpoint, 3);
+  const { proxy, aws } = await throughProxy(t, subnets, { rate: 0.25, faults: ['throttle', 'unavailable'], failFirst: 1, seed: 7 }, { maxBatch: 3, pageSize: 5 });
+
+  const launched = await aws.provision(specs(20), 'grow-1');
+  t.equal(launched.length, 20);
+  const managers = await aws.provision(
+    ['10.0.1.200', '10.0.2.200'].map((logicalId) => ({ ...specs(1, 'managers')[0]!, logicalId })),
+    'managers-1',
+  );
+  t.equal(managers.length, 2);
+  t.equal((await live()).length, 22, 'no extra instance in EC2');
+
+  const found = await aws.describe({ 'capstan.group': 'g1' });
+  t.same(sorted(found.map((i) => i.id)), sorted(launched.map((i) => i.id)));
+
+  const doomed = launched.slice(0, 8).map((i) => i.id);
+  await aws.destroy([...doomed, 'i-00000000000000000']);
+  await aws.destroy(doomed.slice(0, 2));
+  const left = await aws.describe({ 'capstan.group': 'g1' });
+  t.same(sorted(left.map((i) => i.id)), sorted(launched.slice(8).map((i) => i.id)));
+  t.equal((await live()).length, 14);
+
+  for (const action of ['RunInstances', 'DescribeInstances', 'TerminateInstances', 'DescribeSubnets']) {
+    t.ok((proxy.injected.get(action) ?? 0) > 0, `faults were injected into ${action}`);
+  }
+});
+
+t.test('InsufficientInstanceCapacity in one subnet tries the next', async (t) => {
+  const [full, roomy] = await createSubnets(moto.endpoint, 2);
+  const noRoom = new Set([full]);
+  const { aws } = await throughProxy(t, [full!, roomy!], {
+    rate: 0,
+    faults: [],
+    refuse: (p) => (p.get('Action') === 'RunInstances' && noRoom.has(p.get('SubnetId') ?? '') ? 'InsufficientInstanceCapacity' : undefined),
+  });
+  const before = await errorCount('RunInstances', 'InsufficientInstanceCapacity');
+  const launched = await aws.provision(specs(4), 'grow-1');
+  t.equal(launched.length, 4);
+  t.same(new Set((await live()).map((i) => i.SubnetId)), new Set([roomy]), 'all went to the subnet with room');
+  t.ok((await errorCount('RunInstances', 'InsufficientInstanceCapacity')) > before, 'counted');
+
+  noRoom.add(roomy!);
+  await t.rejects(aws.provision(specs(2), 'grow-2'), { name: 'AwsError', code: 'InsufficientInstanceCapacity' });
+  t.equal((await live()).length, 4, 'nothing launched when no subnet has room');
+});
+
+t.test('a persistent throttle surfaces RequestLimitExceeded', async (t) => {
+  const [subnet] = await createSubnets(moto.endpoint, 1);
+  const { aws } = await throughProxy(t, [subnet!], { rate: 1, faults: ['throttle'] }, { maxAttempts: 2 });
+  const before = await errorCount('DescribeInstances', 'RequestLimitExceeded');
+  await t.rejects(aws.describe({ 'capstan.group': 'g1' }), { name: 'AwsError', code: 'RequestLimitExceeded', operation: 'DescribeInstances' });
+  t.equal((await errorCount('DescribeInstances', 'RequestLimitExceeded')) - before, 1);
+  await t.rejects(aws.provision(specs(1), 'grow-1'), { code: 'RequestLimitExceeded' });
+  t.equal((await live()).length, 0);
+});
