@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds Capstan's images offline (no registry) on the engine in DOCKER_HOST: each is a root filesystem assembled
+# from this host's files and loaded with `docker import`. Idempotent: an image whose comment already records the
+# same content hash (of its input files and build scripts) is kept, so a run where nothing changed takes about 1 s.
+#   build-images.sh [NAME ...]     NAME in: busybox machine (default: all, in that order)
+# To add an image NAME: write NAME_ref (prints REPO:TAG), NAME_inputs (prints the files and facts that define it,
+# one a line), NAME_rootfs DIR (assembles it) and optionally NAME_changes (prints `docker import --change` values),
+# and add NAME to IMAGES after the images it embeds.
+set -euo pipefail
+: "${DOCKER_HOST:?set DOCKER_HOST to the engine to build on}"
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=${CAPSTAN_BUILD_DIR:-/tmp/capstan-build}
+IMAGES=(busybox machine)
+log() { printf '[build-images %(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+# Debian packages whose files the images are made of; a fresh machine may lack some.
+ensure_host_files() {
+  local missing=()
+  [[ -x /usr/bin/busybox ]] || missing+=(busybox-static)
+  [[ -x /usr/bin/tini-static ]] || missing+=(tini)
+  [[ -x /usr/sbin/xtables-nft-multi ]] || missing+=(iptables)
+  [[ -x /usr/sbin/dockerd ]] || missing+=(docker.io)
+  ((${#missing[@]} == 0)) && return
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# --- busybox: a tiny workload image for Swarm services (tests, examples); the machine preloads it too.
+busybox_ref() { echo capstan/busybox:dev; }
+busybox_inputs() { echo /usr/bin/busybox; }
+busybox_rootfs() {
+  local R=$1 a
+  mkdir -p "$R/bin" "$R/tmp" "$R/etc"
+  chmod 1777 "$R/tmp"
+  install -m 0755 /usr/bin/busybox "$R/bin/busybox"
+  for a in $(/usr/bin/busybox --list); do [[ $a == busybox ]] || ln -s busybox "$R/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$R/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
+}
+busybox_changes() { echo 'CMD ["/bin/sh"]'; }
+
+# --- machine: docker-in-docker machine for the `docker` instance provider (see swarm/machine/entrypoint.sh).
+machine_ref() { echo capstan/machine:dev; }
+machine_inputs() {
+  "$HERE/machine/rootfs.sh" inputs
+  # it embeds the busybox image: a new busybox image means a new machine image
+  echo "busybox $(docker image inspect -f '{{.Id}}' "$(busybox_ref)")"
+}
+machine_rootfs() {
+  docker save -o "$WORK/busybox.image.tar" "$(busybox_ref)"
+  "$HERE/machine/rootfs.sh" "$1" "$WORK/busybox.image.tar"
+}
+machine_changes() {
+  echo 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  echo 'ENTRYPOINT ["/usr/bin/docker-init", "--", "/usr/local/bin/capstan-machine"]'
+  # the inner dockerd's data on a volume: overlay2 instead of vfs, and `docker rm -v` frees it
+  echo 'VOLUME ["/var/lib/docker"]'
+}
+
+# sha256 over this script and the inputs: a file's content, any other line verbatim.
+content_hash() {
+  local name=$1
+  {
+    sha256sum "$0"
+    "${name}_inputs" | while read -r line; do
+      if [[ -f $line ]]; then sha256sum "$line"; else echo "$line"; fi
+    done
+  } | sha256sum | cut -c1-32
+}
+
+build() {
+  local name=$1 ref hash current old dir changes=()
+  ref=$("${name}_ref")
+  hash=$(content_hash "$name")
+  current=$(docker image inspect -f '{{.Comment}}' "$ref" 2>/dev/null || true)
+  old=$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)
+  if [[ $current == "capstan-content-hash=$hash" ]]; then
+    log "$ref is up to date ($hash)"
+    return
+  fi
+  local t0=$SECONDS
+  dir=$WORK/$name.rootfs
+  rm -rf "$dir"; mkdir -p "$dir"
+  "${name}_rootfs" "$dir"
+  if declare -F "${name}_changes" >/dev/null; then
+    while read -r line; do changes+=(--change "$line"); done < <("${name}_changes")
+  fi
+  tar -C "$dir" --numeric-owner -cf - . | docker import "${changes[@]}" -m "capstan-content-hash=$hash" - "$ref" >/dev/null
+  rm -rf "$dir"
+  # the replaced image, unless a container still uses it
+  [[ -z $old ]] || docker rmi "$old" >/dev/null 2>&1 || true
+  log "built $ref ($hash) in $((SECONDS - t0)) s"
+}
+
+mkdir -p "$WORK"
+exec 8>"$WORK/.lock"
+flock 8 # parallel callers build once
+ensure_host_files
+for name in "${@:-${IMAGES[@]}}"; do
+  declare -F "${name}_ref" >/dev/null || { echo "unknown image $name (known: ${IMAGES[*]})" >&2; exit 2; }
+  build "$name"
+done
