@@ -1,0 +1,267 @@
+import type Docker from 'dockerode';
+import { CapstanError, InvalidError, type Problem } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { GroupSpec, SpecStore, SpecVersion } from '../spi/index.js';
+
+/** Swarm refuses config data of this many bytes or more ("must be larger than 0 and less than 1024000 bytes"). */
+export const MAX_CONFIG_BYTES = 1_024_000;
+/** Swarm's limit on a config name. */
+const MAX_NAME_LENGTH = 64;
+const NAME_PATTERN = /^[a-zA-Z0-9](?:[a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/;
+
+const GROUP_LABEL = 'capstan.group';
+const VERSION_LABEL = 'capstan.version';
+const CREATED_LABEL = 'capstan.created';
+
+export function configName(id: string, version: number): string {
+  return `capstan.group.${id}.v${version}`;
+}
+
+/** A stored config that is not served: it does not decode, parse or validate, or it is mislabelled. */
+export interface StoreProblem {
+  /** Group id, from the config's label. */
+  readonly id: string;
+  readonly version?: number;
+  /** Config name and Swarm id. */
+  readonly config: string;
+  readonly configId: string;
+  readonly message: string;
+  /** The validator's problems by JSON path, when the spec itself is invalid. */
+  readonly problems?: readonly Problem[];
+}
+
+export interface SwarmSpecStoreOptions {
+  readonly docker: Docker;
+  /** Validates a raw spec and fills in defaults; throws InvalidError. */
+  readonly parse: (raw: unknown) => GroupSpec;
+  readonly logger: Logger;
+  /** Versions kept per group; older ones are removed after a commit. */
+  readonly keep?: number;
+}
+
+/** One config of a group as read from Swarm: a good version, or a problem. */
+interface Stored {
+  readonly configId: string;
+  readonly id: string;
+  /** Undefined when the version label is unusable. */
+  readonly version?: number;
+  readonly good?: SpecVersion;
+  readonly problem?: StoreProblem;
+}
+
+/**
+ * Group specs as Swarm configs, one per version (`capstan.group.<id>.v<N>`, labelled `capstan.group`,
+ * `capstan.version`, `capstan.created`). Swarm's unique config names make a commit atomic: of two commits of the
+ * same version only one can create the config. Configs are immutable, so nothing is ever overwritten.
+ */
+export class SwarmSpecStore implements SpecStore {
+  readonly #docker: Docker;
+  readonly #parse: (raw: unknown) => GroupSpec;
+  readonly #logger: Logger;
+  readonly #keep: number;
+  /** Problems seen by the latest read, by config id. */
+  readonly #problems = new Map<string, StoreProblem>();
+  /** Config ids already logged, so that a bad config is logged once however often it is read. */
+  readonly #warned = new Set<string>();
+
+  constructor({ docker, parse, logger, keep = 10 }: SwarmSpecStoreOptions) {
+    if (!Number.isInteger(keep) || keep < 1) throw new Error(`keep must be a positive integer, not ${keep}`);
+    this.#docker = docker;
+    this.#parse = parse;
+    this.#logger = logger.child({ component: 'spec-store' });
+    this.#keep = keep;
+  }
+
+  /** Highest good version of every group, by id; one Swarm call. */
+  async list(): Promise<SpecVersion[]> {
+    const stored = await this.#read();
+    const latest = new Map<string, SpecVersion>();
+    for (const { good } of stored) {
+      if (good && (latest.get(good.id)?.version ?? 0) < good.version) latest.set(good.id, good);
+    }
+    return [...latest.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async get(id: string): Promise<SpecVersion | undefined> {
+    return (await this.history(id)).at(-1);
+  }
+
+  /** Every stored good version, oldest first. */
+  async history(id: string): Promise<SpecVersion[]> {
+    return goodVersions(await this.#read(id));
+  }
+
+  /** Configs that are stored but not served, as of the latest read. */
+  problems(): StoreProblem[] {
+    return [...this.#problems.values()].sort((a, b) => (a.id === b.id ? (a.version ?? 0) - (b.version ?? 0) : a.id < b.id ? -1 : 1));
+  }
+
+  /**
+   * Stores `spec` as the next version after `expected`, the version in force (0 for a new group). The new version
+   * steps over any higher corrupt versions, so a good commit always supersedes them.
+   */
+  async commit(spec: GroupSpec, expected: number): Promise<SpecVersion> {
+    const data = JSON.stringify(spec);
+    const bytes = Buffer.byteLength(data);
+    if (bytes >= MAX_CONFIG_BYTES) {
+      throw new CapstanError('tooLarge', `spec is ${bytes} bytes; Swarm stores less than ${MAX_CONFIG_BYTES} bytes per config`, {
+        bytes,
+        limit: MAX_CONFIG_BYTES - 1,
+      });
+    }
+    // Validate what will be read back, so a commit never stores a version that reads would skip.
+    const parsed = this.#parse(JSON.parse(data));
+    const id = parsed.id;
+
+    const stored = await this.#read(id);
+    const current = goodVersions(stored).at(-1)?.version ?? 0;
+    if (expected !== current) {
+      throw new CapstanError('conflict', `group ${id}: expected version ${expected}, but version ${current} is in force`, {
+        id,
+        expected,
+        current,
+      });
+    }
+    const version = Math.max(current, ...stored.map((s) => s.version ?? 0)) + 1;
+    const name = configName(id, version);
+    if (name.length > MAX_NAME_LENGTH || !NAME_PATTERN.test(name)) {
+      const message = `config name "${name}" must be at most ${MAX_NAME_LENGTH} characters of [a-zA-Z0-9_.-]`;
+      throw new InvalidError(`group id cannot name a Swarm config: ${message}`, [{ path: '/id', message }]);
+    }
+
+    const createdAt = new Date().toISOString();
+    try {
+      // dockerode also copies a POST body into the query string unless `_query` is given: a large spec would
+      // overflow the daemon's header limit (HTTP 431).
+      await this.#docker.createConfig({
+        _query: {},
+        _body: {
+          Name: name,
+          Labels: { [GROUP_LABEL]: id, [VERSION_LABEL]: String(version), [CREATED_LABEL]: createdAt },
+          Data: Buffer.from(data).toString('base64'),
+        },
+      });
+    } catch (err) {
+      if (statusOf(err) === 409) {
+        throw new CapstanError('conflict', `group ${id}: version ${version} already exists (another commit got there first)`, {
+          id,
+          expected,
+          version,
+        });
+      }
+      throw err;
+    }
+    this.#logger.info({ id, version, bytes }, 'spec committed');
+    await this.#prune(stored.filter((s) => s.version === undefined || s.version <= version - this.#keep));
+    return { id, version, createdAt, spec: parsed };
+  }
+
+  /** Removes every config of the group, corrupt ones included; a group with none is not an error. */
+  async remove(id: string): Promise<void> {
+    const configs = await this.#list(id);
+    const results = await Promise.allSettled(configs.map((c) => this.#removeConfig(c.ID)));
+    this.#forget(id);
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length) throw failed[0]!.reason;
+    this.#logger.info({ id, configs: configs.length }, 'group specs removed');
+  }
+
+  async #prune(old: readonly Stored[]): Promise<void> {
+    // The commit has succeeded already: a config that cannot be removed now goes with a later commit.
+    await Promise.all(
+      old.map((s) =>
+        this.#removeConfig(s.configId).catch((err: unknown) =>
+          this.#logger.warn({ id: s.id, version: s.version, err }, 'cannot remove an old spec version'),
+        ),
+      ),
+    );
+  }
+
+  async #removeConfig(configId: string): Promise<void> {
+    try {
+      await this.#docker.getConfig(configId).remove();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+  }
+
+  #list(id?: string): Promise<Docker.ConfigInfo[]> {
+    return this.#docker.listConfigs({ filters: { label: [id === undefined ? GROUP_LABEL : `${GROUP_LABEL}=${id}`] } });
+  }
+
+  /** Reads and decodes the configs of one group, or of all; records the problems this read found. */
+  async #read(id?: string): Promise<Stored[]> {
+    const stored = (await this.#list(id)).map((config) => this.#decode(config));
+    this.#forget(id);
+    for (const { problem } of stored) {
+      if (!problem) continue;
+      this.#problems.set(problem.configId, problem);
+      if (this.#warned.has(problem.configId)) continue;
+      this.#warned.add(problem.configId);
+      this.#logger.warn(
+        { id: problem.id, version: problem.version, config: problem.config, error: problem.message, problems: problem.problems },
+        'stored spec skipped; the last good version stays in force',
+      );
+    }
+    for (const configId of this.#warned) if (!this.#problems.has(configId)) this.#warned.delete(configId);
+    return stored;
+  }
+
+  /** Drops the recorded problems of one group, or of all. */
+  #forget(id?: string): void {
+    for (const [configId, problem] of this.#problems) {
+      if (id === undefined || problem.id === id) this.#problems.delete(configId);
+    }
+  }
+
+  #decode(config: Docker.ConfigInfo): Stored {
+    const labels = config.Spec?.Labels ?? {};
+    const name = config.Spec?.Name ?? '';
+    const id = labels[GROUP_LABEL] ?? '';
+    const versionLabel = labels[VERSION_LABEL] ?? '';
+    const version = /^[1-9]\d{0,14}$/.test(versionLabel) ? Number(versionLabel) : undefined;
+    const bad = (message: string, problems?: readonly Problem[]): Stored => ({
+      configId: config.ID,
+      id,
+      ...(version !== undefined ? { version } : {}),
+      problem: {
+        id,
+        ...(version !== undefined ? { version } : {}),
+        config: name,
+        configId: config.ID,
+        message,
+        ...(problems ? { problems } : {}),
+      },
+    });
+    if (version === undefined) return bad(`label ${VERSION_LABEL}="${versionLabel}" is not a version number`);
+    if (name !== configName(id, version)) return bad(`name does not match its labels (want ${configName(id, version)})`);
+
+    let raw: unknown;
+    try {
+      raw = JSON.parse(Buffer.from(config.Spec?.Data ?? '', 'base64').toString('utf8'));
+    } catch (err) {
+      return bad(`not JSON: ${messageOf(err)}`);
+    }
+    let spec: GroupSpec;
+    try {
+      spec = this.#parse(raw);
+    } catch (err) {
+      return bad(`invalid spec: ${messageOf(err)}`, err instanceof InvalidError ? err.problems : undefined);
+    }
+    if (spec.id !== id) return bad(`spec id "${spec.id}" does not match its ${GROUP_LABEL} label "${id}"`);
+    const createdAt = labels[CREATED_LABEL] && !Number.isNaN(Date.parse(labels[CREATED_LABEL])) ? labels[CREATED_LABEL] : config.CreatedAt;
+    return { configId: config.ID, id, version, good: { id, version, createdAt, spec } };
+  }
+}
+
+function goodVersions(stored: readonly Stored[]): SpecVersion[] {
+  return stored.flatMap((s) => (s.good ? [s.good] : [])).sort((a, b) => a.version - b.version);
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number } | null)?.statusCode;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
