@@ -57,13 +57,14 @@ machine_changes() {
   echo 'VOLUME ["/var/lib/docker"]'
 }
 
-# sha256 over this script and the inputs: a file's content, any other line verbatim.
+# sha256 over this script and the inputs: a file's content (under its path, relative for this repo's files, so
+# that clones elsewhere agree), any other line verbatim.
 content_hash() {
   local name=$1
   {
-    sha256sum "$0"
+    sha256sum <"$0"
     "${name}_inputs" | while read -r line; do
-      if [[ -f $line ]]; then sha256sum "$line"; else echo "$line"; fi
+      if [[ -f $line ]]; then echo "${line#"$HERE"/} $(sha256sum <"$line")"; else echo "$line"; fi
     done
   } | sha256sum | cut -c1-32
 }

@@ -1,0 +1,41 @@
+/** The `docker` provider kind: machines are docker-in-docker containers, configured by schemas/docker.json. */
+import type Docker from 'dockerode';
+import { createLogger, type Logger } from '../../log.js';
+import type { ProviderKind } from '../../spi/instance.js';
+import { createDocker } from '../../swarm/docker.js';
+import { checkProperties, dockerSchema, machineConfig } from './properties.js';
+import { DockerInstanceProvider } from './provider.js';
+
+export { INIT_PATH, machineName } from './provider.js';
+export { DEFAULT_IMAGE, type DockerProperties } from './properties.js';
+
+export interface DockerProviderKindOptions {
+  readonly logger?: Logger;
+  /** Most specs per provision call (default 50). */
+  readonly maxBatch?: number;
+  /** Containers created or removed at once per call (default 4). */
+  readonly concurrency?: number;
+  /** Per Docker call (default 15 s). */
+  readonly timeoutMs?: number;
+}
+
+export function dockerProviderKind(options: DockerProviderKindOptions = {}): ProviderKind {
+  const logger = (options.logger ?? createLogger()).child({ provider: 'docker' });
+  // One client per engine, shared by the groups that use it.
+  const clients = new Map<string, Docker>();
+  return {
+    name: 'docker',
+    schema: dockerSchema,
+    validate: checkProperties,
+    create(properties: unknown) {
+      const machine = machineConfig(properties);
+      const key = machine.engine ?? '';
+      let docker = clients.get(key);
+      if (!docker) {
+        docker = createDocker(machine.engine, options.timeoutMs ?? 15_000);
+        clients.set(key, docker);
+      }
+      return new DockerInstanceProvider({ docker, machine, logger, maxBatch: options.maxBatch ?? 50, concurrency: options.concurrency ?? 4 });
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/** The docker provider's `instance.properties`: their type, schema (schemas/docker.json), checks and defaults. */
+import { Ajv, type ErrorObject } from 'ajv';
+import { readSchema } from '../../schemas.js';
+
+export interface DockerProperties {
+  readonly engine?: string;
+  readonly image?: string;
+  readonly privileged?: boolean;
+  readonly capAdd?: readonly string[];
+  readonly capDrop?: readonly string[];
+  readonly securityOpt?: readonly string[];
+  readonly deviceCgroupRules?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly network?: string;
+  readonly memory?: number | string;
+}
+
+/** Everything a machine container is created with, defaults applied. */
+export interface MachineConfig {
+  /** DOCKER_HOST-style URL; undefined means createDocker's default (DOCKER_HOST, else the local socket). */
+  readonly engine?: string;
+  readonly image: string;
+  readonly privileged: boolean;
+  readonly capAdd: string[];
+  readonly capDrop: string[];
+  /** As the Engine API takes them: without systempaths=unconfined, which the CLI turns into `unmaskPaths`. */
+  readonly securityOpt: string[];
+  /** No masked or read-only /proc and /sys paths (--security-opt systempaths=unconfined). */
+  readonly unmaskPaths: boolean;
+  readonly deviceCgroupRules: string[];
+  readonly env: string[];
+  readonly network?: string;
+  readonly memory?: number;
+}
+
+export const DEFAULT_IMAGE = 'capstan/machine:dev';
+/** What replaces --privileged where it fails (the capability bounding set lacks CAP_SYS_RESOURCE). */
+const UNPRIVILEGED = {
+  capAdd: ['ALL'],
+  capDrop: ['SYS_RESOURCE'],
+  securityOpt: ['seccomp=unconfined', 'apparmor=unconfined', 'systempaths=unconfined'],
+  deviceCgroupRules: ['a *:* rwm'],
+};
+
+const SYSTEMPATHS_UNCONFINED = 'systempaths=unconfined';
+
+export const dockerSchema: object = readSchema('docker.json');
+const validateSchema = new Ajv({ allErrors: true }).compile<DockerProperties>(dockerSchema);
+
+/** Schema problems, each naming its JSON path; none when the properties are usable. */
+export function checkProperties(properties: unknown): string[] {
+  if (!validateSchema(properties)) return (validateSchema.errors ?? []).map(describeError);
+  const { memory } = properties;
+  // Docker's own floor, which the schema can only say for the integer form.
+  if (memory !== undefined && bytes(memory) < MIN_MEMORY) return [`/memory: less than Docker's minimum of 6m`];
+  return [];
+}
+
+export function machineConfig(properties: unknown): MachineConfig {
+  const problems = checkProperties(properties ?? {});
+  if (problems.length > 0) throw new Error(`invalid docker properties: ${problems.join('; ')}`);
+  const p = (properties ?? {}) as DockerProperties;
+  const privileged = p.privileged ?? false;
+  const securityOpt = p.securityOpt ?? (privileged ? [] : UNPRIVILEGED.securityOpt);
+  return {
+    engine: p.engine === undefined ? undefined : p.engine.startsWith('/') ? `unix://${p.engine}` : p.engine,
+    image: p.image ?? DEFAULT_IMAGE,
+    privileged,
+    capAdd: [...(p.capAdd ?? (privileged ? [] : UNPRIVILEGED.capAdd))],
+    capDrop: [...(p.capDrop ?? (privileged ? [] : UNPRIVILEGED.capDrop))],
+    securityOpt: securityOpt.filter((opt) => opt !== SYSTEMPATHS_UNCONFINED),
+    unmaskPaths: securityOpt.includes(SYSTEMPATHS_UNCONFINED),
+    deviceCgroupRules: [...(p.deviceCgroupRules ?? (privileged ? [] : UNPRIVILEGED.deviceCgroupRules))],
+    env: Object.entries(p.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    network: p.network,
+    memory: p.memory === undefined ? undefined : bytes(p.memory),
+  };
+}
+
+const MIN_MEMORY = 6 * 1024 ** 2;
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+function bytes(memory: number | string): number {
+  if (typeof memory === 'number') return memory;
+  const [, digits, unit] = /^([0-9]+)([bkmg]?)$/i.exec(memory)!;
+  return Number(digits) * UNITS[unit!.toLowerCase()]!;
+}
+
+function describeError(error: ErrorObject): string {
+  const path = error.instancePath || '/';
+  if (error.keyword === 'additionalProperties') {
+    return `${path}: unknown property ${String((error.params as { additionalProperty?: string }).additionalProperty)}`;
+  }
+  return `${path}: ${error.message ?? error.keyword}`;
+}

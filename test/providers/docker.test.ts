@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { silentLogger } from '../../src/log.js';
+import { providerCalls } from '../../src/metrics.js';
+import { dockerProviderKind } from '../../src/providers/docker/index.js';
+import type { InstanceSpec } from '../../src/spi/instance.js';
+import { engine, engineHost } from '../support/engine.js';
+
+const docker = engine();
+const group = `t-docker-${randomBytes(3).toString('hex')}`;
+const kind = dockerProviderKind({ logger: silentLogger });
+const properties = { engine: engineHost(), memory: '256m', env: { CAPSTAN_TEST: group } };
+const provider = kind.create(properties);
+
+t.teardown(async () => {
+  const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${group}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+});
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function logsOf(id: string): Promise<string> {
+  return (await docker.getContainer(id).logs({ stdout: true, stderr: true })).toString('utf8');
+}
+
+t.test('properties: schema, defaults and refusals', async (t) => {
+  t.same(kind.validate!({}), []);
+  t.same(kind.validate!({ engine: 'tcp://10.0.0.1:2375', privileged: true, memory: 1 << 30, network: 'machines' }), []);
+  t.match(kind.validate!({ engine: 'http://x' }), [/^\/engine: /]);
+  t.match(kind.validate!({ image: 'a', extra: 1 }), [/unknown property extra/]);
+  t.match(kind.validate!({ memory: '1m' }), [/^\/memory: /]);
+  t.match(kind.validate!({ deviceCgroupRules: ['all'] }), [/^\/deviceCgroupRules\/0: /]);
+  t.throws(() => kind.create({ env: { 'A-B': 'x' } }), /invalid docker properties/);
+});
+
+t.test('provisions machines, describes them by labels, destroys them', async (t) => {
+  const tags = { 'capstan.group': group, 'capstan.config': 'c1' };
+  const init = '#!/bin/sh\necho "init ran: $(hostname)"\n';
+  const specs: InstanceSpec[] = [
+    { tags, init },
+    { tags, init, logicalId: 'db-1' },
+  ];
+  const before = Date.now();
+  const started = await provider.provision(specs, 'decision-1');
+  t.equal(started.length, 2);
+  for (const instance of started) {
+    t.equal(instance.state, 'running');
+    t.match(instance.address, /^\d+\.\d+\.\d+\.\d+$/);
+    t.ok(instance.launchedAt >= before - 1000 && instance.launchedAt <= Date.now(), 'launchedAt is the container creation time');
+    t.equal(instance.tags['capstan.group'], group);
+  }
+  t.equal(started[1]!.tags['capstan.logical-id'], 'db-1');
+
+  const inspected = await Promise.all(started.map((i) => docker.getContainer(i.id).inspect()));
+  t.match(inspected[0]!.Name, new RegExp(`^/capstan-${group}-[0-9a-f]{8}$`));
+  t.equal(inspected[1]!.Config.Hostname, 'db-1', 'a logical id that is a hostname becomes the hostname');
+  t.same(inspected[0]!.HostConfig.CapAdd, ['ALL']);
+  t.same(inspected[0]!.HostConfig.CapDrop, ['SYS_RESOURCE']);
+  t.same(inspected[0]!.HostConfig.MaskedPaths, [], 'systempaths=unconfined');
+  t.equal(inspected[0]!.HostConfig.Memory, 256 * 1024 * 1024);
+  t.ok(inspected[0]!.Config.Env.includes(`CAPSTAN_TEST=${group}`));
+  t.notOk(JSON.stringify(inspected[0]!.Config).includes('init ran'), 'the init script is not in the container config');
+
+  // The machine image runs the copied init script once dockerd is up.
+  for (const [n, instance] of started.entries()) {
+    await until('init to run', async () => ((await logsOf(instance.id)).includes('init exited 0') ? true : undefined));
+    t.match(await logsOf(instance.id), `init ran: ${n === 1 ? 'db-1' : inspected[0]!.Config.Hostname}`);
+  }
+
+  const again = await provider.provision(specs, 'decision-1');
+  t.same(again.map((i) => i.id), started.map((i) => i.id), 'a retried decision finds its machines');
+
+  const found = await provider.describe({ 'capstan.group': group });
+  t.same(found.map((i) => i.id).sort(), started.map((i) => i.id).sort());
+  t.same(await provider.describe({ 'capstan.group': group, 'capstan.config': 'other' }), []);
+  t.same((await provider.describe({ 'capstan.group': group, 'capstan.logical-id': 'db-1' })).map((i) => i.id), [started[1]!.id]);
+
+  await docker.getContainer(started[0]!.id).kill();
+  const stopped = await provider.describe({ 'capstan.group': group, 'capstan.config': 'c1' });
+  t.equal(stopped.find((i) => i.id === started[0]!.id)?.state, 'stopped', 'an exited machine is listed as stopped');
+
+  const volumes = inspected.flatMap((i) => i.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Name!));
+  t.equal(volumes.length, 2, 'each machine has its /var/lib/docker volume');
+  await provider.destroy(started.map((i) => i.id));
+  t.same(await provider.describe({ 'capstan.group': group }), []);
+  for (const name of volumes) {
+    const gone = await docker.getVolume(name).inspect().then(() => 200, (err: { statusCode?: number }) => err.statusCode);
+    t.equal(gone, 404, 'its volume is gone too');
+  }
+  await provider.destroy([...started.map((i) => i.id), 'no-such-container']);
+  t.pass('destroying machines that are gone succeeds');
+});
+
+t.test('a machine that cannot start is not left behind; calls are counted', async (t) => {
+  const counted = async (): Promise<number> =>
+    (await providerCalls.get()).values.filter((v) => v.labels.provider === 'docker').reduce((sum, v) => sum + v.value, 0);
+  const calls = await counted();
+  // An image whose entrypoint does not exist: create succeeds, start fails.
+  const base = await docker.createContainer({ Image: 'capstan/busybox:dev', name: `${group}-base` });
+  const image = `capstan/broken-${group}:1`;
+  await base.commit({ repo: `capstan/broken-${group}`, tag: '1', changes: 'ENTRYPOINT ["/no/such/entrypoint"]' });
+  await base.remove();
+  t.teardown(() => docker.getImage(image).remove({ force: true }));
+  const broken = kind.create({ ...properties, image });
+  await t.rejects(broken.provision([{ tags: { 'capstan.group': group, 'capstan.config': 'c2' }, init: 'true' }], 'decision-2'), /no such file/);
+  t.same(await provider.describe({ 'capstan.group': group }), []);
+  t.ok((await counted()) > calls, 'docker calls are counted under provider "docker"');
+});
