@@ -1,0 +1,80 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { CapstanError, type Problem } from '../errors.js';
+import { readSchema } from '../schemas.js';
+
+/** Every public method, in the order rpc.discover lists them. The names are the API's contract. */
+export const methodNames = [
+  'group.commit',
+  'group.describe',
+  'group.list',
+  'group.scale',
+  'group.scaleUp',
+  'group.scaleDown',
+  'group.destroyInstances',
+  'group.pause',
+  'group.resume',
+  'group.rollback',
+  'group.history',
+  'group.free',
+  'group.destroy',
+  'manager.status',
+  'rpc.discover',
+] as const;
+
+export type MethodName = (typeof methodNames)[number];
+
+/** Answered by any replica, without a token: they say nothing about groups. */
+export const publicMethods: ReadonlySet<string> = new Set<MethodName>(['manager.status', 'rpc.discover']);
+
+export interface MethodSchema {
+  readonly title: string;
+  readonly description: string;
+  readonly params: object;
+  readonly result: object;
+}
+
+const base = 'https://capstan.dev/schemas/rpc/';
+
+export const commonSchema = readSchema('rpc/common.json') as { definitions: Record<string, object> };
+export const methodSchemas: ReadonlyMap<MethodName, MethodSchema> = new Map(
+  methodNames.map((name) => [name, readSchema(`rpc/${name}.json`) as MethodSchema]),
+);
+
+const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
+ajv.addSchema(commonSchema);
+
+// An $id per part so "common.json#/..." resolves against the shared definitions.
+function compile(name: string, part: 'params' | 'result'): ValidateFunction {
+  const schema = methodSchemas.get(name as MethodName)![part];
+  return ajv.compile({ $id: `${base}${name}.${part}.json`, ...schema });
+}
+
+const paramValidators = new Map(methodNames.map((name) => [name as string, compile(name, 'params')]));
+const resultValidators = new Map<string, ValidateFunction>();
+
+const maxProblems = 20;
+
+export function problemsOf(errors: readonly ErrorObject[] | null | undefined): Problem[] {
+  return (errors ?? []).slice(0, maxProblems).map((e) => ({
+    path: e.keyword === 'additionalProperties' ? `${e.instancePath}/${String(e.params.additionalProperty)}` : e.instancePath,
+    message: e.message ?? e.keyword,
+  }));
+}
+
+/** Checks a known method's params (absent params count as {}); throws invalidParams with ajv's errors. */
+export function checkParams(method: string, params: unknown): Record<string, unknown> {
+  const value = params === undefined ? {} : params;
+  const validate = paramValidators.get(method)!;
+  if (!validate(value)) {
+    const errors = (validate.errors ?? []).slice(0, maxProblems);
+    throw new CapstanError('invalidParams', `invalid params for ${method}`, { problems: problemsOf(errors), errors });
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A validator of a method's result; for tests and tools, not the request path (results can be large). */
+export function resultValidator(method: string): ValidateFunction {
+  let validate = resultValidators.get(method);
+  if (!validate) resultValidators.set(method, (validate = compile(method, 'result')));
+  return validate;
+}

@@ -1,0 +1,203 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { JSONRPCErrorCode, JSONRPCServer, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
+import { CapstanError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { registry } from '../metrics.js';
+import type { GroupController, GroupSpec, SpecStore } from '../spi/index.js';
+import { bearerChecker, readTokenFile } from './auth.js';
+import { checkParams, methodSchemas, publicMethods } from './catalog.js';
+import { forwardCall, forwardedHeader, leaderUrl } from './forward.js';
+import { groupMethods, type Method } from './methods.js';
+import { rpcCalls } from './metrics.js';
+import { openRpcDocument } from './openrpc.js';
+import { checkEnvelope, errorResponse, isErrorResponse, parseError, RawJson, RawResponse, serializeResponse, toRpcError, tooLarge, type AnyResponse } from './protocol.js';
+
+export const defaultPort = 8640;
+
+/** What this replica knows of Swarm leadership (src/swarm/leader.ts). `leaderAddr` is the leader's host. */
+export interface LeadershipStatus {
+  readonly nodeId?: string;
+  readonly leading: boolean;
+  readonly leaderNodeId?: string;
+  readonly leaderAddr?: string;
+  readonly since?: string;
+}
+
+export interface LeadershipView {
+  status(): LeadershipStatus;
+}
+
+export interface RpcServerOptions {
+  readonly store: SpecStore;
+  readonly controller: GroupController;
+  /** validateSpec bound to the plugins: raw spec in, validated spec with defaults out; throws InvalidError. */
+  readonly validate: (raw: unknown) => GroupSpec;
+  readonly leadership: LeadershipView;
+  /** For /readyz: Docker reachable and a leader known. Always ready when absent. */
+  readonly ready?: () => Promise<boolean>;
+  /** File holding the bearer token; default env CAPSTAN_TOKEN_FILE. */
+  readonly tokenFile?: string;
+  /** Serve every method without a token (development only); default env CAPSTAN_INSECURE_OPEN=1. */
+  readonly insecureOpen?: boolean;
+  readonly logger?: Logger;
+  /** Port the leader's API listens on; default the port of CAPSTAN_LISTEN (every replica runs the same config). */
+  readonly forwardPort?: number;
+  readonly forwardTimeoutMs?: number;
+  /** Largest request body in bytes; default 1 MiB. */
+  readonly bodyLimit?: number;
+  /** Most calls in one batch; default 100. */
+  readonly maxBatch?: number;
+  /** Reported by manager.status and rpc.discover; default package.json's version. */
+  readonly version?: string;
+}
+
+/** Host and port from CAPSTAN_LISTEN ("0.0.0.0:8640", "[::]:8640", ":8640" or "8640"); all interfaces, port 8640 by default. */
+export function parseListen(value: string | undefined = process.env.CAPSTAN_LISTEN): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):?(\d*)$/.exec(value ?? '');
+  const host = m?.[1] ?? (m?.[2] || '0.0.0.0');
+  const port = m?.[3] ? Number(m[3]) : defaultPort;
+  if (!m || !Number.isInteger(port) || port > 65535) throw new Error(`CAPSTAN_LISTEN=${value} is not host:port`);
+  return { host, port };
+}
+
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    if (dirname(dir) === dir) return 'unknown';
+    dir = dirname(dir);
+  }
+  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+interface CallContext {
+  readonly authorization: string | undefined;
+  readonly authorized: boolean;
+  readonly forwarded: boolean;
+}
+
+const readyTimeoutMs = 2000;
+
+/**
+ * The API server: JSON-RPC 2.0 at POST /rpc plus /healthz, /readyz and /metrics. Not listening yet:
+ * call `listen(parseListen())`. Throws when there is neither a token file nor an explicit insecure opt-in.
+ */
+export function createRpcServer(options: RpcServerOptions): FastifyInstance {
+  const logger = options.logger ?? createLogger('capstan-rpc');
+  const bodyLimit = options.bodyLimit ?? 1024 * 1024;
+  const maxBatch = options.maxBatch ?? 100;
+  const version = options.version ?? packageVersion();
+  const forwardPort = options.forwardPort ?? parseListen().port;
+  const forwardTimeoutMs = options.forwardTimeoutMs ?? 30_000;
+  const { leadership } = options;
+
+  const tokenFile = options.tokenFile ?? process.env.CAPSTAN_TOKEN_FILE;
+  const open = !tokenFile && (options.insecureOpen ?? process.env.CAPSTAN_INSECURE_OPEN === '1');
+  if (!tokenFile && !open) throw new Error('no API token: set CAPSTAN_TOKEN_FILE to a file holding it (a Docker secret), or CAPSTAN_INSECURE_OPEN=1 to run without one');
+  const authorize = tokenFile ? bearerChecker(readTokenFile(tokenFile)) : () => true;
+  if (open) logger.warn('INSECURE: the API accepts every call from anyone who can reach it, without a token (CAPSTAN_INSECURE_OPEN)');
+
+  const discover = openRpcDocument(version);
+  const discoverJson = new RawJson(JSON.stringify(discover));
+  const local = new Map<string, Method>([
+    ['rpc.discover', async () => discoverJson],
+    ['manager.status', async () => ({ ...leadership.status(), uptimeSeconds: Math.round(process.uptime()), version })],
+  ]);
+  const methods = new Map([...groupMethods({ ...options, logger }), ...local]);
+
+  const rpc = new JSONRPCServer<CallContext>({ errorListener: () => undefined });
+  for (const [name, method] of methods) rpc.addMethod(name, (params) => method(params));
+  rpc.mapErrorToJSONRPCErrorResponse = (id, error) => {
+    const e = toRpcError(error);
+    if (e.unexpected) logger.error({ err: error }, 'a method failed unexpectedly');
+    return errorResponse(id, e.code, e.message, e.data);
+  };
+  rpc.applyMiddleware(async (next, request, ctx) => {
+    const { method } = request;
+    if (!methodSchemas.has(method as never)) return next(request, ctx);
+    if (!ctx.authorized && !publicMethods.has(method)) throw new CapstanError('unauthorized', 'missing or wrong bearer token');
+    const checked = { ...request, params: checkParams(method, request.params) };
+    // Only the leader's controller acts and knows the groups' state, so every group call runs there.
+    if (local.has(method)) return next(checked, ctx);
+    const lead = leadership.status();
+    if (lead.leading) return next(checked, ctx);
+    if (ctx.forwarded || !lead.leaderAddr) throw new CapstanError('noLeader', 'no replica leads right now; retry shortly', { leaderNodeId: lead.leaderNodeId });
+    const target = { url: leaderUrl(lead.leaderAddr, forwardPort), nodeId: lead.leaderNodeId, timeoutMs: forwardTimeoutMs, from: lead.nodeId };
+    return (await forwardCall(request, target, ctx.authorization)) as unknown as JSONRPCResponse | null;
+  });
+
+  async function one(entry: unknown, ctx: CallContext): Promise<AnyResponse | null> {
+    const request = checkEnvelope(entry);
+    if (isErrorResponse(request)) {
+      rpcCalls.inc({ method: 'invalid', outcome: String(JSONRPCErrorCode.InvalidRequest) });
+      return request;
+    }
+    const response = (await rpc.receive(request as JSONRPCRequest, ctx)) as AnyResponse | null;
+    const outcome = response instanceof RawResponse ? 'forwarded' : response?.error ? String(response.error.code) : 'ok';
+    rpcCalls.inc({ method: methodSchemas.has(request.method as never) ? request.method : 'unknown', outcome });
+    return response;
+  }
+
+  /** A whole HTTP body in, the HTTP answer out (undefined when only notifications came). Calls of a batch run in order. */
+  async function handle(body: string, ctx: CallContext): Promise<string | undefined> {
+    let payload: unknown;
+    try {
+      payload = JSON.parse(body);
+    } catch {
+      return serializeResponse(parseError());
+    }
+    if (!Array.isArray(payload)) {
+      const response = await one(payload, ctx);
+      return response ? serializeResponse(response) : undefined;
+    }
+    if (payload.length === 0) return serializeResponse(errorResponse(null, JSONRPCErrorCode.InvalidRequest, 'Invalid Request'));
+    if (payload.length > maxBatch) return serializeResponse(tooLarge(`a batch holds at most ${maxBatch} calls`));
+    const out: string[] = [];
+    for (const entry of payload) {
+      const response = await one(entry, ctx);
+      if (response) out.push(serializeResponse(response));
+    }
+    return out.length ? `[${out.join(',')}]` : undefined;
+  }
+
+  // Fastify's own logger stays off: it would log request headers, and with them the token.
+  const app = Fastify({ logger: false, bodyLimit });
+  app.removeAllContentTypeParsers();
+  // Any content type: JSON-RPC clients disagree on it, and the body is parsed (or refused) as JSON-RPC anyway.
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((error: FastifyError, _req, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status === 413) return reply.code(413).send(tooLarge(`request body over ${bodyLimit} bytes`));
+    if (status < 500) return reply.code(status).send(parseError());
+    logger.error({ err: error }, 'request failed');
+    return reply.code(500).send(errorResponse(null, JSONRPCErrorCode.InternalError, 'Internal error'));
+  });
+
+  app.post('/rpc', async (req, reply) => {
+    const authorization = req.headers.authorization;
+    const ctx: CallContext = {
+      authorization,
+      authorized: open || authorize(authorization),
+      forwarded: req.headers[forwardedHeader] !== undefined,
+    };
+    const answer = await handle(typeof req.body === 'string' ? req.body : '', ctx);
+    if (answer === undefined) return reply.code(204).send();
+    return reply.type('application/json; charset=utf-8').send(answer);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), readyTimeoutMs)));
+    const ready = await Promise.race([options.ready ? options.ready().catch(() => false) : Promise.resolve(true), timeout]);
+    clearTimeout(timer);
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+
+  return app;
+}
