@@ -13,3 +13,6 @@ const root = (() => {
 export function readSchema(name: string): object {
   return JSON.parse(readFileSync(join(root, 'schemas', name), 'utf8')) as object;
 }
+
+/** package.json's version. */
+export const packageVersion: string = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
