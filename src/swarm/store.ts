@@ -42,6 +42,7 @@ export interface SwarmSpecStoreOptions {
 /** One config of a group as read from Swarm: a good version, or a problem. */
 interface Stored {
   readonly configId: string;
+  readonly name: string;
   readonly id: string;
   /** Undefined when the version label is unusable. */
   readonly version?: number;
@@ -152,7 +153,9 @@ export class SwarmSpecStore implements SpecStore {
       throw err;
     }
     this.#logger.info({ id, version, bytes }, 'spec committed');
-    await this.#prune(stored.filter((s) => s.version === undefined || s.version <= version - this.#keep));
+    // Only configs this store would have written: a mislabelled one stays (and is reported) until remove(id).
+    const old = stored.filter((s) => s.version !== undefined && s.version <= version - this.#keep);
+    await this.#prune(old.filter((s) => s.name === configName(id, s.version!)));
     return { id, version, createdAt, spec: parsed };
   }
 
@@ -222,6 +225,7 @@ export class SwarmSpecStore implements SpecStore {
     const version = /^[1-9]\d{0,14}$/.test(versionLabel) ? Number(versionLabel) : undefined;
     const bad = (message: string, problems?: readonly Problem[]): Stored => ({
       configId: config.ID,
+      name,
       id,
       ...(version !== undefined ? { version } : {}),
       problem: {
@@ -250,7 +254,7 @@ export class SwarmSpecStore implements SpecStore {
     }
     if (spec.id !== id) return bad(`spec id "${spec.id}" does not match its ${GROUP_LABEL} label "${id}"`);
     const createdAt = labels[CREATED_LABEL] && !Number.isNaN(Date.parse(labels[CREATED_LABEL])) ? labels[CREATED_LABEL] : config.CreatedAt;
-    return { configId: config.ID, id, version, good: { id, version, createdAt, spec } };
+    return { configId: config.ID, name, id, version, good: { id, version, createdAt, spec } };
   }
 }
 

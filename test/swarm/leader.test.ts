@@ -217,7 +217,7 @@ function nextChange(leader: Leadership, want: boolean, withinMs: number): Promis
 }
 
 t.test('a hung daemon (SIGSTOP): steps down within poll + timeout, leads again once it answers', async (t) => {
-  const pollMs = 1000;
+  const pollMs = 2000; // the default
   const timeoutMs = 1000;
   const own = await startOwnManager(timeoutMs);
   t.teardown(() => own.stop());
@@ -231,7 +231,8 @@ t.test('a hung daemon (SIGSTOP): steps down within poll + timeout, leads again o
   process.kill(own.pid, 'SIGSTOP');
   const stepDownMs = await down;
   t.comment(`step-down after SIGSTOP: ${stepDownMs} ms (bound poll ${pollMs} + timeout ${timeoutMs} ms)`);
-  t.ok(stepDownMs <= pollMs + timeoutMs + 300, `stepped down in ${stepDownMs} ms`);
+  // Slack for timers running late while other test files load the machine.
+  t.ok(stepDownMs <= pollMs + timeoutMs + 750, `stepped down in ${stepDownMs} ms`);
   t.equal(leader.status().leading, false);
   t.ok(leader.status().error, 'the status says why');
   t.equal(leader.leaderAddr(), undefined, 'no leader address while in doubt');

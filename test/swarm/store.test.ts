@@ -2,7 +2,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { SwarmSpecStore, MAX_CONFIG_BYTES } from '../../src/swarm/store.js';
+import { configName, MAX_CONFIG_BYTES, SwarmSpecStore } from '../../src/swarm/store.js';
 import { createDocker } from '../../src/swarm/docker.js';
 import { CapstanError, InvalidError, type Problem } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -167,6 +167,27 @@ t.test('a smaller keep prunes sooner', async (t) => {
     (await specs.history(id)).map((h) => h.version),
     [3, 4],
   );
+});
+
+t.test('pruning leaves a mislabelled config alone (reported); remove takes it', async (t) => {
+  const specs = store(silentLogger, 2);
+  const id = groupId('stray');
+  t.teardown(() => specs.remove(id));
+  await createRaw(`stray-${id}`, JSON.stringify(spec(id, 1)), { 'capstan.group': id, 'capstan.version': '1' });
+  // The stray's version label still counts: the first commit steps over it.
+  let current = 0;
+  for (let size = 1; size <= 4; size++) current = (await specs.commit(spec(id, size), current)).version;
+  t.same(
+    (await specs.history(id)).map((h) => h.version),
+    [4, 5],
+  );
+  t.same(
+    (await configsOf(id)).map((c) => c.Spec!.Name),
+    [`stray-${id}`, configName(id, 4), configName(id, 5)],
+  );
+  t.match(specs.problems().filter((p) => p.id === id), [{ config: `stray-${id}`, message: /name does not match/ }]);
+  await specs.remove(id);
+  t.same(await configsOf(id), []);
 });
 
 t.test('a spec over Swarm’s config limit is refused before anything is written', async (t) => {
