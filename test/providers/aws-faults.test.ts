@@ -43,7 +43,7 @@ const sorted = (xs: readonly string[]): string[] => [...xs].sort();
 
 t.test('throttles and 503s: provision, describe and destroy still end with exactly what was asked', async (t) => {
   const subnets = await createSubnets(moto.endpoint, 3);
-  const { proxy, aws } = await throughProxy(t, subnets, { rate: 0.25, faults: ['throttle', 'unavailable'], failFirst: 1, seed: 7 }, { maxBatch: 3, pageSize: 5 });
+  const { proxy, aws } = await throughProxy(t, subnets, { rate: 0.25, faults: ['throttle', 'unavailable', 'unavailable'], failFirst: 1, seed: 7 }, { maxBatch: 3, pageSize: 5 });
 
   const launched = await aws.provision(specs(20), 'grow-1');
   t.equal(launched.length, 20);
@@ -88,12 +88,15 @@ t.test('InsufficientInstanceCapacity in one subnet tries the next', async (t) =>
   t.equal((await live()).length, 4, 'nothing launched when no subnet has room');
 });
 
-t.test('a persistent throttle surfaces RequestLimitExceeded', async (t) => {
+t.test('a persistent fault surfaces its AWS code', async (t) => {
   const [subnet] = await createSubnets(moto.endpoint, 1);
-  const { aws } = await throughProxy(t, [subnet!], { rate: 1, faults: ['throttle'] }, { maxAttempts: 2 });
+  const throttled = await throughProxy(t, [subnet!], { rate: 1, faults: ['throttle'] }, { maxAttempts: 2 });
   const before = await errorCount('DescribeInstances', 'RequestLimitExceeded');
-  await t.rejects(aws.describe({ 'capstan.group': 'g1' }), { name: 'AwsError', code: 'RequestLimitExceeded', operation: 'DescribeInstances' });
-  t.equal((await errorCount('DescribeInstances', 'RequestLimitExceeded')) - before, 1);
-  await t.rejects(aws.provision(specs(1), 'grow-1'), { code: 'RequestLimitExceeded' });
+  await t.rejects(throttled.aws.describe({ 'capstan.group': 'g1' }), { name: 'AwsError', code: 'RequestLimitExceeded', operation: 'DescribeInstances' });
+  t.equal((await errorCount('DescribeInstances', 'RequestLimitExceeded')) - before, 1, 'counted once, after the retries');
+  t.equal(throttled.proxy.injected.get('DescribeInstances'), 2, 'retried up to maxAttempts');
+
+  const down = await throughProxy(t, [subnet!], { rate: 1, faults: ['unavailable'] }, { maxAttempts: 3 });
+  await t.rejects(down.aws.provision(specs(1), 'grow-1'), { code: 'Unavailable' });
   t.equal((await live()).length, 0);
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { Ajv } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { awsProviderKind } from '../../src/providers/aws/index.js';
 import { clientToken, decisionKey, launchKey } from '../../src/providers/aws/client-token.js';
 import { Ec2RateLimit, TokenBucket, type Clock } from '../../src/providers/aws/rate-limit.js';
@@ -35,9 +36,13 @@ t.test('the schema takes RunInstances fields and refuses what Capstan sets', asy
   t.notOk(validate({ ...valid, subnetIds: [] }), 'at least one subnet');
   t.notOk(validate({ ...valid, tags: { 'capstan.group': 'x' } }), 'capstan.* tags are reserved');
   t.notOk(validate({ ...valid, credentials: { accessKeyId: 'AKIA' } }), 'no credentials in the spec');
-  t.notOk(validate({ ...valid, launch: { InstanceType: 't3.micro' } }), 'an image or a launch template is needed');
-  t.ok(validate({ ...valid, launch: { LaunchTemplate: { LaunchTemplateName: 'swarm' } } }));
+  t.same(kind.validate!({ ...valid, launch: { InstanceType: 't3.micro' } }), ['/launch: needs ImageId or a LaunchTemplate']);
+  t.same(kind.validate!({ ...valid, launch: { LaunchTemplate: { LaunchTemplateName: 'swarm' } } }), []);
   t.same(kind.validate!({ ...valid, endpoint: 'http://[nope' }), ['/endpoint: not a URL: http://[nope']);
+  t.throws(() => kind.create({ ...valid, launch: { InstanceType: 't3.micro' } }), { message: /needs ImageId/ });
+  const strict2020 = new Ajv2020({ strict: true, allErrors: true }).compile(kind.schema);
+  t.ok(strict2020(valid), 'also compiles and validates under Ajv 2020 strict mode');
+  t.notOk(strict2020({ ...valid, launch: { ...valid.launch, MinCount: 1 } }));
   t.same(kind.validate!(valid), []);
   t.type(kind.create(valid).maxBatch, 'number');
 });
@@ -107,4 +112,12 @@ t.test('EC2 rate limit: request and resource buckets per operation', async (t) =
   t.equal(clock.now(), 2000, 'describes draw on their own bucket');
   for (let i = 0; i < 3; i++) await limit.acquire('RunInstances', 0);
   t.equal(clock.now(), 3000, 'the request bucket (2, refilled by then) throttles the third call');
+});
+
+t.test('an unreachable endpoint fails with the network error code', async (t) => {
+  process.env.AWS_ACCESS_KEY_ID = 'testing';
+  process.env.AWS_SECRET_ACCESS_KEY = 'testing';
+  const aws = awsProviderKind({ logger: silentLogger, maxAttempts: 1 }).create({ ...valid, endpoint: 'http://127.0.0.1:9' });
+  await t.rejects(aws.describe({ 'capstan.group': 'g' }), { name: 'AwsError', code: 'ECONNREFUSED', operation: 'DescribeInstances' });
+  t.throws(() => awsProviderKind({ pageSize: 2 }), RangeError);
 });

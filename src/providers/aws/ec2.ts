@@ -74,8 +74,9 @@ export async function ec2Call<T>(operation: string, send: () => Promise<T>, hand
 
 function errorCode(err: unknown): string {
   if (typeof err !== 'object' || err === null) return 'Unknown';
-  const e = err as { name?: unknown; code?: unknown; $metadata?: unknown };
-  if (e.$metadata !== undefined && typeof e.name === 'string') return e.name;
+  const e = err as { name?: unknown; code?: unknown; $fault?: unknown };
+  // An answer from EC2 names its code; a network failure carries the system's (ECONNRESET...).
+  if (e.$fault !== undefined && typeof e.name === 'string') return e.name;
   if (typeof e.code === 'string') return e.code;
   return typeof e.name === 'string' ? e.name : 'Unknown';
 }

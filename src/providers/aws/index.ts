@@ -26,6 +26,10 @@ export interface AwsProviderKindOptions {
 export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderKind {
   const logger = (options.logger ?? createLogger()).child({ provider: 'aws' });
   const rateLimit = options.rateLimit ?? sharedEc2RateLimit;
+  const maxBatch = options.maxBatch ?? 100;
+  const pageSize = options.pageSize ?? 1000;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, not ${maxBatch}`);
+  if (!Number.isInteger(pageSize) || pageSize < 5 || pageSize > 1000) throw new RangeError(`pageSize must be 5 to 1000 (EC2's MaxResults), not ${pageSize}`);
   // One client per endpoint, shared by groups, so the SDK's adaptive retry sees all their throttles.
   const clients = new Map<string, EC2Client>();
   return {
@@ -40,7 +44,7 @@ export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderK
         client = createEc2Client({ region: properties.region, endpoint: properties.endpoint, rateLimit, maxAttempts: options.maxAttempts ?? 8 });
         clients.set(key, client);
       }
-      return new AwsInstanceProvider({ client, properties, logger, maxBatch: options.maxBatch ?? 100, pageSize: options.pageSize ?? 1000 });
+      return new AwsInstanceProvider({ client, properties, logger, maxBatch, pageSize });
     },
   };
 }

@@ -40,7 +40,7 @@ function schemaPath(): string {
   }
 }
 
-const validateSchema = new Ajv({ allErrors: true }).compile<AwsProperties>(awsSchema);
+const validateSchema = new Ajv({ allErrors: true, strict: true }).compile<AwsProperties>(awsSchema);
 
 /** Schema and extra checks; messages name JSON paths, none when the properties are usable. */
 export function checkProperties(properties: unknown): string[] {
@@ -48,11 +48,13 @@ export function checkProperties(properties: unknown): string[] {
   return extraChecks(properties);
 }
 
-/** What the schema cannot say. */
+/** What the schema cannot say (or only in ways strict validators refuse). */
 export function extraChecks(properties: unknown): string[] {
-  const endpoint = (properties as { endpoint?: unknown } | null)?.endpoint;
-  if (typeof endpoint === 'string' && !URL.canParse(endpoint)) return [`/endpoint: not a URL: ${endpoint}`];
-  return [];
+  const { endpoint, launch } = (properties ?? {}) as { endpoint?: unknown; launch?: { ImageId?: unknown; LaunchTemplate?: unknown } };
+  const problems: string[] = [];
+  if (typeof endpoint === 'string' && !URL.canParse(endpoint)) problems.push(`/endpoint: not a URL: ${endpoint}`);
+  if (launch && launch.ImageId === undefined && launch.LaunchTemplate === undefined) problems.push('/launch: needs ImageId or a LaunchTemplate');
+  return problems;
 }
 
 export function parseProperties(properties: unknown): AwsProperties {
