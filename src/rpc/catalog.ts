@@ -61,9 +61,29 @@ export function problemsOf(errors: readonly ErrorObject[] | null | undefined): P
   }));
 }
 
+const maxDepth = 64;
+
+/** Nesting depth of a parsed JSON value, walked without recursion so no input can exhaust the stack. */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (!v || typeof v !== 'object') continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > maxDepth) break;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /** Checks a known method's params (absent params count as {}); throws invalidParams with ajv's errors. */
 export function checkParams(method: string, params: unknown): Record<string, unknown> {
   const value = params === undefined ? {} : params;
+  // Deep values would overflow the stack of whatever recursive code (cloning, validation, storage) meets them later.
+  if (depthOf(value) > maxDepth) {
+    throw new CapstanError('invalidParams', `invalid params for ${method}`, { problems: [{ path: '', message: `must not nest deeper than ${maxDepth} levels` }], errors: [] });
+  }
   const validate = paramValidators.get(method)!;
   if (!validate(value)) {
     const errors = (validate.errors ?? []).slice(0, maxProblems);

@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Ajv } from 'ajv';
@@ -60,7 +61,8 @@ export interface Harness {
 }
 
 export async function startServer(t: Test, options: Partial<RpcServerOptions> & { leading?: boolean } = {}): Promise<Harness> {
-  const dir = t.testdir({});
+  const dir = mkdtempSync(join(tmpdir(), 'capstan-rpc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, token + '\n');
   const store = new MemoryStore();

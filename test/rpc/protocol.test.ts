@@ -67,6 +67,7 @@ t.test('wrong params are -32602 with ajv errors and paths in data', async (t) =>
     ['group.rollback', { id: 'workers', version: 0 }, '/version'],
     ['group.list', { all: true }, '/all'],
     ['manager.status', { x: 1 }, '/x'],
+    ['group.commit', { spec: JSON.parse('{"a":'.repeat(5000) + '1' + '}'.repeat(5000)) }, ''],
   ];
   for (const [method, params, path] of cases) {
     const error = await h.fail(method, params);
