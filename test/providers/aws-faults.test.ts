@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { DescribeInstancesCommand, EC2Client, type Instance as Ec2Instance } from '@aws-sdk/client-ec2';
 import { awsProviderKind, type AwsProviderKindOptions } from '../../src/providers/aws/index.js';
 import { silentLogger } from '../../src/log.js';
-import { providerErrors } from '../../src/metrics.js';
+import { providerCalls, providerErrors } from '../../src/metrics.js';
 import type { InstanceProvider, InstanceSpec } from '../../src/spi/instance.js';
 import { createSubnets, startFaultProxy, startMoto, useFakeCredentials, type FaultOptions } from '../support/moto.js';
 
@@ -37,6 +37,10 @@ async function live(): Promise<Ec2Instance[]> {
 async function errorCount(operation: string, code: string): Promise<number> {
   const v = (await providerErrors.get()).values.find((x) => x.labels.operation === operation && x.labels.code === code);
   return v?.value ?? 0;
+}
+
+async function callCount(operation: string): Promise<number> {
+  return (await providerCalls.get()).values.find((x) => x.labels.provider === 'aws' && x.labels.operation === operation)?.value ?? 0;
 }
 
 const sorted = (xs: readonly string[]): string[] => [...xs].sort();
@@ -88,13 +92,35 @@ t.test('InsufficientInstanceCapacity in one subnet tries the next', async (t) =>
   t.equal((await live()).length, 4, 'nothing launched when no subnet has room');
 });
 
+t.test('retrying a half-done decision launches only what is missing', async (t) => {
+  const [a, b] = await createSubnets(moto.endpoint, 2);
+  let broken = true;
+  const { aws } = await throughProxy(
+    t,
+    [a!, b!],
+    { rate: 0, faults: [], refuse: (p) => (broken && p.get('Action') === 'RunInstances' && p.get('SubnetId') === b ? 'RequestLimitExceeded' : undefined) },
+    { maxAttempts: 1 },
+  );
+  await t.rejects(aws.provision(specs(6), 'grow-1'), { code: 'RequestLimitExceeded' });
+  t.equal((await live()).length, 3, 'the launch in the healthy subnet went through');
+  broken = false;
+  const launched = await aws.provision(specs(6), 'grow-1');
+  t.equal(launched.length, 6, 'the retry answers with the whole decision');
+  const all = await live();
+  t.equal(all.length, 6, 'and launched only the missing half');
+  t.same(sorted(all.map((i) => i.InstanceId!)), sorted(launched.map((i) => i.id)));
+  t.equal(all.filter((i) => i.SubnetId === b).length, 3, 'in the subnet it was meant for');
+});
+
 t.test('a persistent fault surfaces its AWS code', async (t) => {
   const [subnet] = await createSubnets(moto.endpoint, 1);
   const throttled = await throughProxy(t, [subnet!], { rate: 1, faults: ['throttle'] }, { maxAttempts: 2 });
   const before = await errorCount('DescribeInstances', 'RequestLimitExceeded');
+  const callsBefore = await callCount('DescribeInstances');
   await t.rejects(throttled.aws.describe({ 'capstan.group': 'g1' }), { name: 'AwsError', code: 'RequestLimitExceeded', operation: 'DescribeInstances' });
   t.equal((await errorCount('DescribeInstances', 'RequestLimitExceeded')) - before, 1, 'counted once, after the retries');
   t.equal(throttled.proxy.injected.get('DescribeInstances'), 2, 'retried up to maxAttempts');
+  t.equal((await callCount('DescribeInstances')) - callsBefore, 2, 'every attempt counts as a call (and waits for the rate limit)');
 
   const down = await throughProxy(t, [subnet!], { rate: 1, faults: ['unavailable'] }, { maxAttempts: 3 });
   await t.rejects(down.aws.provision(specs(1), 'grow-1'), { code: 'Unavailable' });

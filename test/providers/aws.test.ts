@@ -192,3 +192,18 @@ t.test('a persistent failure throws the AWS code and counts it', async (t) => {
   t.equal(err.operation, 'RunInstances');
   t.equal((await errors()) - before, 1);
 });
+
+t.test('every EC2 call waits for the rate limit, launches and terminations with their instance count', async (t) => {
+  const [subnet] = await createSubnets(moto.endpoint, 1);
+  const acquired: [string, number][] = [];
+  const rateLimit = { acquire: async (operation: string, resources: number) => void acquired.push([operation, resources]) };
+  const aws = provider([subnet!], { rateLimit, maxBatch: 3 });
+  const launched = await aws.provision(specs(5), 'grow-1');
+  await aws.destroy(launched.map((i) => i.id));
+  t.same(acquired, [
+    ['DescribeInstances', 0],
+    ['RunInstances', 3],
+    ['RunInstances', 2],
+    ['TerminateInstances', 5],
+  ]);
+});

@@ -45,8 +45,7 @@ export function createEc2Client(options: ClientOptions): EC2Client {
     providerCalls.inc({ provider: 'aws', operation });
     return next(args);
   };
-  client.middlewareStack.addRelativeTo(rateLimited, {
-    relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'capstanRateLimit', override: true });
+  client.middlewareStack.addRelativeTo(rateLimited, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'capstanRateLimit' });
   return client;
 }
 

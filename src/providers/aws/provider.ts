@@ -22,7 +22,7 @@ const GROUP_TAG = 'capstan.group';
 const CONFIG_TAG = 'capstan.config';
 const LOGICAL_ID_TAG = 'capstan.logical-id';
 /** EC2 takes at most 16 KB of user data, counted before base64. */
-export const USER_DATA_LIMIT = 16 * 1024;
+const USER_DATA_LIMIT = 16 * 1024;
 /** EC2's limit of tags per resource. */
 const TAG_LIMIT = 50;
 /** Most ids one TerminateInstances accepts. */
