@@ -3,6 +3,7 @@
  * in front of it. Nothing here talks to AWS.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { CreateSubnetCommand, CreateVpcCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -176,7 +177,6 @@ export async function startFaultProxy(target: string, options: FaultOptions): Pr
 
 /** A VPC 10.0.0.0/16 with `count` subnets 10.0.N.0/24, one per availability zone; their ids. */
 export async function createSubnets(endpoint: string, count: number): Promise<string[]> {
-  const { EC2Client, CreateVpcCommand, CreateSubnetCommand } = await import('@aws-sdk/client-ec2');
   const ec2 = new EC2Client({ region: 'us-east-1', endpoint });
   const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
   const ids: string[] = [];

@@ -1,4 +1,12 @@
-/** The `aws` provider kind: EC2 instances, configured by schemas/aws.json. */
+/**
+ * The `aws` provider kind: EC2 instances, configured by schemas/aws.json.
+ *
+ * IAM permissions it needs: ec2:RunInstances (on the instance, volume, network-interface, subnet,
+ * security-group, image and key-pair resources), ec2:CreateTags with condition
+ * ec2:CreateAction = RunInstances (tagging at launch), ec2:DescribeInstances,
+ * ec2:TerminateInstances, ec2:DescribeSubnets (only for logical ids that are addresses), and
+ * iam:PassRole on the role of `launch.IamInstanceProfile` when one is given.
+ */
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { createLogger, type Logger } from '../../log.js';
 import type { ProviderKind } from '../../spi/instance.js';
