@@ -31,6 +31,8 @@ export interface Verdict {
 export interface LeadershipStatus extends Verdict {
   /** When this replica first saw the current verdict (this leader, or this doubt), ISO 8601. */
   readonly since?: string;
+  /** When the latest check finished, ISO 8601: how fresh the verdict is. */
+  readonly checkedAt?: string;
 }
 
 /** Host part of a `host:port` address; IPv6 may be bracketed. */
@@ -86,6 +88,7 @@ export class Leadership {
   #state: 'new' | 'running' | 'stopped' = 'new';
   #verdict: Verdict = { leading: false };
   #since?: string;
+  #checkedAt?: string;
   #checking?: Promise<void>;
   #again = false;
   #pollTimer?: NodeJS.Timeout;
@@ -125,7 +128,7 @@ export class Leadership {
   }
 
   status(): LeadershipStatus {
-    return { ...this.#verdict, ...(this.#since ? { since: this.#since } : {}) };
+    return { ...this.#verdict, ...(this.#since ? { since: this.#since } : {}), ...(this.#checkedAt ? { checkedAt: this.#checkedAt } : {}) };
   }
 
   /** Manager address (host only) of the current leader, for forwarding requests; undefined while in doubt. */
@@ -171,7 +174,9 @@ export class Leadership {
     } catch (err) {
       verdict = { ...(this.#verdict.nodeId ? { nodeId: this.#verdict.nodeId } : {}), leading: false, error: messageOf(err) };
     }
-    if (this.#state === 'running') this.#apply(verdict);
+    if (this.#state !== 'running') return;
+    this.#checkedAt = new Date().toISOString();
+    this.#apply(verdict);
   }
 
   #apply(verdict: Verdict): void {
@@ -197,8 +202,9 @@ export class Leadership {
   }
 
   /**
-   * Node events (role, availability, removal) trigger a check at once. The stream also ends on the client's idle
-   * timeout; it is reopened with `since` so that events in the gap are replayed rather than lost.
+   * Node events (role, availability, labels, state) trigger a check at once; a leader change or leaving the Swarm
+   * emits none, so the poll catches those. The stream also ends on the client's idle timeout; it is reopened with
+   * `since` so that events in the gap are replayed rather than lost.
    */
   #watchEvents(): void {
     if (this.#state !== 'running') return;

@@ -117,6 +117,7 @@ t.test('a daemon that cannot be reached: never leads, reports the error', async 
 
 /** A Swarm manager of this test's own: a dockerd in its own network namespace (no clash with the shared engine). */
 interface OwnManager {
+  readonly host: string;
   readonly pid: number;
   readonly docker: Docker;
   stop(): Promise<void>;
@@ -157,7 +158,7 @@ async function startOwnManager(timeoutMs: number): Promise<OwnManager> {
     await stop();
     throw err;
   }
-  return { pid, docker, stop };
+  return { host: `unix://${sock}`, pid, docker, stop };
 }
 
 async function stopOwnManager(pid: number, dir: string): Promise<void> {
@@ -200,8 +201,8 @@ async function stopOwnManager(pid: number, dir: string): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** Resolves with the time (epoch ms) at which `leader` next changes to `want`. */
 function nextChange(leader: Leadership, want: boolean, withinMs: number): Promise<number> {
-  const start = Date.now();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();
@@ -211,7 +212,7 @@ function nextChange(leader: Leadership, want: boolean, withinMs: number): Promis
       if (leading !== want) return;
       clearTimeout(timer);
       off();
-      resolve(Date.now() - start);
+      resolve(Date.now());
     });
   });
 }
@@ -228,8 +229,9 @@ t.test('a hung daemon (SIGSTOP): steps down within poll + timeout, leads again o
   t.equal(leader.status().leaderAddr, '127.0.0.1');
 
   const down = nextChange(leader, false, 3 * (pollMs + timeoutMs));
+  const stopped = Date.now();
   process.kill(own.pid, 'SIGSTOP');
-  const stepDownMs = await down;
+  const stepDownMs = (await down) - stopped;
   t.comment(`step-down after SIGSTOP: ${stepDownMs} ms (bound poll ${pollMs} + timeout ${timeoutMs} ms)`);
   // Slack for timers running late while other test files load the machine.
   t.ok(stepDownMs <= pollMs + timeoutMs + 750, `stepped down in ${stepDownMs} ms`);
@@ -238,24 +240,45 @@ t.test('a hung daemon (SIGSTOP): steps down within poll + timeout, leads again o
   t.equal(leader.leaderAddr(), undefined, 'no leader address while in doubt');
 
   const up = nextChange(leader, true, 10_000);
+  const continued = Date.now();
   process.kill(own.pid, 'SIGCONT');
-  const regainMs = await up;
+  const regainMs = (await up) - continued;
   t.comment(`leading again ${regainMs} ms after SIGCONT`);
   t.equal(leader.status().error, undefined);
 });
 
-t.test('node events and a lost Swarm are seen before the next poll', async (t) => {
+t.test('a node event triggers a check at once; leaving the Swarm (no event) is caught by the poll', async (t) => {
   const own = await startOwnManager(2000);
   t.teardown(() => own.stop());
-  const leader = new Leadership({ docker: own.docker, logger: silentLogger, pollMs: 60_000, timeoutMs: 2000 });
+  let pollMs = 60_000;
+  const leader = new Leadership({ docker: own.docker, logger: silentLogger, pollMs, timeoutMs: 2000 });
   t.teardown(() => leader.stop());
   await leader.start();
   t.equal(leader.status().leading, true);
-  // Give the events stream time to connect, then leave the Swarm: the poll (60 s) is far away.
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const down = nextChange(leader, false, 10_000);
-  await own.docker.swarmLeave({ force: true });
-  const ms = await down;
-  t.comment(`stepped down ${ms} ms after leaving the Swarm`);
-  t.match(leader.status().error, /not active|not a swarm manager|no leader|inactive/i);
+  const checkedAt = leader.status().checkedAt;
+  t.ok(checkedAt, 'status says when it last checked');
+
+  await new Promise((resolve) => setTimeout(resolve, 300)); // let the events stream connect
+  const node = own.docker.getNode(leader.status().nodeId!);
+  const current = (await node.inspect()) as { Version: { Index: number }; Spec: object };
+  const start = Date.now();
+  await node.update({ version: current.Version.Index, ...current.Spec, Labels: { capstan: 'test' } });
+  while (leader.status().checkedAt === checkedAt && Date.now() - start < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.not(leader.status().checkedAt, checkedAt, 'checked again without waiting for the 60 s poll');
+  t.comment(`checked ${Date.now() - start} ms after a node update`);
+  leader.stop();
+
+  pollMs = 1000;
+  const poller = new Leadership({ docker: own.docker, logger: silentLogger, pollMs, timeoutMs: 2000 });
+  t.teardown(() => poller.stop());
+  await poller.start();
+  t.equal(poller.status().leading, true);
+  const down = nextChange(poller, false, 10_000);
+  const leaveStart = Date.now();
+  await createDocker(own.host, 30_000).swarmLeave({ force: true });
+  const leaveEnd = Date.now();
+  const downAt = await down;
+  t.comment(`stepped down ${downAt - leaveStart} ms after the leave began (it returned after ${leaveEnd - leaveStart} ms)`);
+  t.ok(downAt <= leaveEnd + pollMs + 750, 'by the next poll after the leave');
+  t.match(poller.status().error, /not a swarm manager|not active/i);
 });
