@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import {
+  GROUP_LABEL,
+  LINK_TAG,
+  assessNodes,
+  quorumRefusal,
+  removeOrphanNodes,
+  swarmFlavorKinds,
+  type SwarmNode,
+} from '../../src/flavors/swarm.js';
+import { silentLogger } from '../../src/log.js';
+import { dockerProviderKind } from '../../src/providers/docker/index.js';
+import type { Instance } from '../../src/spi/index.js';
+import { engine, engineHost } from '../support/engine.js';
+
+const docker = engine();
+const group = `t-swarm-${randomBytes(3).toString('hex')}`;
+const [workerKind, managerKind] = swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 });
+const provider = dockerProviderKind({ logger: silentLogger }).create({ engine: engineHost() });
+const service = `${group}-sleep`;
+
+t.teardown(async () => {
+  await docker.getService(service).remove().catch(() => undefined);
+  const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${group}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  for (const node of (await docker.listNodes()) as SwarmNode[]) {
+    if (node.Description?.Engine?.Labels?.[GROUP_LABEL] === group) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
+  }
+});
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+t.test('validate: schema, template variables, odd manager counts', async (t) => {
+  t.equal(workerKind!.name, 'swarm-worker');
+  t.equal(managerKind!.name, 'swarm-manager');
+  t.same(workerKind!.validate!({ before: 'echo {{GROUP_ID}} {{LOGICAL_ID}} {{ROLE}}', after: 'echo {{JOIN_ADDR}} {{LINK_ID}} {{CONFIG_HASH}}' }, { size: 2 }), []);
+  t.match(workerKind!.validate!({ before: 'echo {{TOKEN}}' }, { size: 1 }), [/^\/before: unknown template variable \{\{TOKEN\}\}/]);
+  t.match(workerKind!.validate!({ labels: { zone: '{{ZONE}}' } }, { size: 1 }), [/^\/labels\/zone: unknown template variable/]);
+  t.match(workerKind!.validate!({ labels: { 'capstan.x': 'y' } }, { size: 1 }), [/^\/labels: /]);
+  t.match(workerKind!.validate!({ drainTimeout: 'soon' }, { size: 1 }), [/^\/drainTimeout: /]);
+  t.match(workerKind!.validate!({ after: 'echo {{LOGICAL_ID}}' }, { logicalIds: ['a b'] }), [/^\/allocation\/logicalIds\/0: /]);
+  t.same(managerKind!.validate!({}, { logicalIds: ['m1', 'm2', 'm3'] }), []);
+  t.match(managerKind!.validate!({}, { logicalIds: ['m1', 'm2'] }), [/^\/allocation\/logicalIds: .*odd number/]);
+  t.match(managerKind!.validate!({}, { size: 4 }), [/^\/allocation\/size: .*odd number/]);
+  t.same(workerKind!.validate!({}, { logicalIds: ['w1', 'w2'] }), [], 'workers may be any number');
+  t.throws(() => workerKind!.create({ after: '{{NOPE}}' }), /unknown template variable/);
+});
+
+t.test('quorum: a demotion or removal must leave a reachable majority of the remaining managers', async (t) => {
+  const m = (id: string, reachable = true) => ({ id, reachable });
+  t.equal(quorumRefusal([m('a'), m('b'), m('c')], 'a'), undefined);
+  t.equal(quorumRefusal([m('a'), m('b')], 'a'), undefined, '2 -> 1 keeps quorum');
+  t.equal(quorumRefusal([m('a', false), m('b'), m('c')], 'a'), undefined, 'removing the unreachable one is safe');
+  t.match(quorumRefusal([m('a'), m('b'), m('c', false)], 'a'), /1 reachable of 2/);
+  t.match(quorumRefusal([m('a'), m('b'), m('c'), m('d', false), m('e', false)], 'a'), /2 reachable of 4/);
+  t.match(quorumRefusal([m('a')], 'a'), /last manager/);
+  t.equal(quorumRefusal([m('a'), m('b'), m('c')], 'worker'), undefined, 'a worker is not a manager');
+});
+
+t.test('health from linked nodes', async (t) => {
+  const node = (id: string, state: SwarmNode['Status']['State'], extra: Partial<SwarmNode> = {}): SwarmNode => ({
+    ID: id,
+    Version: { Index: 1 },
+    Spec: { Role: 'worker', Availability: 'active' },
+    Status: { State: state },
+    ...extra,
+  });
+  t.same(assessNodes([], 'worker'), { health: 'unknown' });
+  t.same(assessNodes([node('n1', 'ready')], 'worker'), { health: 'healthy', link: 'n1' });
+  t.same(assessNodes([node('n1', 'down')], 'worker'), { health: 'unhealthy', link: 'n1' });
+  t.same(assessNodes([node('n1', 'down'), node('n2', 'ready')], 'worker'), { health: 'healthy', link: 'n2' }, 'an old Down node of a rejoined machine');
+  t.equal(assessNodes([node('n1', 'ready'), node('n2', 'ready')], 'worker').health, 'unhealthy', 'joined twice');
+  t.equal(assessNodes([node('n1', 'ready', { Spec: { Role: 'worker', Availability: 'drain' } })], 'worker').health, 'unhealthy');
+  t.equal(assessNodes([node('n1', 'ready')], 'manager').health, 'unhealthy', 'a manager instance that is no manager');
+  const manager = (reachability: 'reachable' | 'unreachable') =>
+    node('m1', 'ready', { Spec: { Role: 'manager', Availability: 'active' }, ManagerStatus: { Reachability: reachability, Addr: '10.0.0.1:2377' } });
+  t.equal(assessNodes([manager('reachable')], 'manager').health, 'healthy');
+  t.equal(assessNodes([manager('unreachable')], 'manager').health, 'unhealthy');
+});
+
+t.test('prepare renders a join script with the right token and a link', async (t) => {
+  const swarm = await docker.swarmInspect();
+  const ctx = { groupId: group, configHash: 'abc123', logicalId: 'm-1' };
+  const manager = await managerKind!.create({ managerAddr: '10.9.9.9', after: 'echo "I am {{LOGICAL_ID}} in {{GROUP_ID}}"' }).prepare({ tags: { a: 'b' }, init: '' }, ctx);
+  t.match(manager.tags, { a: 'b', [LINK_TAG]: /^[0-9a-f-]{36}$/ });
+  t.ok(manager.init.includes(`token='${swarm.JoinTokens.Manager}'`), 'manager token');
+  t.ok(manager.init.includes("'10.9.9.9:2377'"), 'managerAddr overrides, with the default port');
+  t.ok(manager.init.includes(`echo "I am m-1 in ${group}"`), 'templated fragment');
+  t.equal(manager.init.split(swarm.JoinTokens.Manager).length, 2, 'the token appears once, in an assignment only');
+  const worker = await workerKind!.create({}).prepare({ tags: {}, init: '' }, ctx);
+  t.ok(worker.init.includes(`token='${swarm.JoinTokens.Worker}'`), 'worker token');
+  t.ok(worker.init.includes("'172.17.0.1:2377'"), "the manager's advertised address");
+  t.not(worker.tags[LINK_TAG], manager.tags[LINK_TAG], 'a new link per instance');
+});
+
+t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
+  const flavor = workerKind!.create({ drainTimeout: '40s', labels: { 'capstan-test': '{{GROUP_ID}}' }, after: 'echo "joined {{GROUP_ID}} as {{ROLE}}"' });
+  const tags = { 'capstan.group': group, 'capstan.config': 'c1' };
+  const specs = await Promise.all([0, 1].map(() => flavor.prepare({ tags, init: '' }, { groupId: group, configHash: 'c1' })));
+  const t0 = Date.now();
+  const instances = await provider.provision(specs, `${group}-1`);
+  t.same([...(await flavor.health(instances)).values()].map((h) => h.health), ['unknown', 'unknown'], 'not joined yet');
+
+  const healthy = await until('both machines to join', async () => {
+    const reports = await flavor.health(instances);
+    return [...reports.values()].every((h) => h.health === 'healthy') ? reports : undefined;
+  });
+  t.comment(`2 machines Ready in the Swarm ${Date.now() - t0} ms after provision`);
+  const nodeIds = instances.map((i) => healthy.get(i.id)!.link!);
+  for (const [n, id] of nodeIds.entries()) {
+    const node = (await docker.getNode(id).inspect()) as SwarmNode;
+    t.equal(node.Description?.Engine?.Labels?.['capstan.instance'], instances[n]!.tags[LINK_TAG], 'the node links to its instance');
+    t.equal(node.Description?.Engine?.Labels?.['capstan-test'], group, 'templated extra label');
+  }
+  const logs = (await docker.getContainer(instances[0]!.id).logs({ stdout: true, stderr: true })).toString('utf8');
+  t.match(logs, `joined ${group} as worker`, 'the after fragment ran');
+  t.notOk(logs.includes((await docker.swarmInspect()).JoinTokens.Worker), 'the token is not in the logs');
+
+  // A replicated task on one of the machines (the constraint keeps it off the shared manager).
+  await docker.createService({
+    Name: service,
+    TaskTemplate: {
+      ContainerSpec: { Image: 'capstan/busybox:dev', Command: ['sleep', '3600'], Init: true },
+      Placement: { Constraints: [`engine.labels.capstan-test==${group}`] },
+      RestartPolicy: { Condition: 'any', Delay: 0 },
+    },
+    Mode: { Replicated: { Replicas: 1 } },
+  });
+  const running = async (): Promise<{ NodeID: string }[]> =>
+    ((await docker.listTasks({ filters: { service: [service], 'desired-state': ['running'] } })) as { NodeID: string; Status: { State: string } }[]).filter(
+      (task) => task.Status.State === 'running',
+    );
+  const first = await until('the task to run', async () => (await running())[0]);
+  const from = nodeIds.indexOf(first.NodeID);
+  t.ok(from >= 0, 'the task runs on a machine');
+  const [drained, other] = [instances[from]!, instances[1 - from]!];
+
+  const d0 = Date.now();
+  await flavor.drain(drained);
+  t.comment(`drain took ${Date.now() - d0} ms`);
+  const onDrained = (await docker.listTasks({ filters: { node: [first.NodeID] } })) as { Status: { State: string } }[];
+  t.notOk(onDrained.some((task) => task.Status.State === 'running'), 'no running task left on the drained node');
+  const moved = await until('the task to run elsewhere', async () => (await running())[0], 30_000);
+  t.equal(moved.NodeID, nodeIds[1 - from], 'the task moved to the other machine');
+  t.equal((await flavor.health([drained])).get(drained.id)?.health, 'unhealthy', 'a drained node no longer counts as healthy');
+
+  await provider.destroy([drained.id]);
+  await flavor.destroyed(drained);
+  const listed = ((await docker.listNodes()) as SwarmNode[]).map((n) => n.ID);
+  t.notOk(listed.includes(nodeIds[from]!), 'destroyed() removed the node');
+
+  // The other machine vanishes without destroyed(): its node goes Down and the orphan cleanup removes it.
+  await docker.getService(service).remove();
+  await provider.destroy([other.id]);
+  const live = new Set<string>();
+  t.same(await removeOrphanNodes(docker, live, { group }), [], 'a node that is not Down yet is kept');
+  const down0 = Date.now();
+  await until('the node to go Down', async () => (await flavor.health([other])).get(other.id)?.health === 'unhealthy', 60_000);
+  t.comment(`node Down ${Date.now() - down0} ms after its machine vanished`);
+  t.same(await removeOrphanNodes(docker, new Set([other.tags[LINK_TAG]!]), { group }), [], 'a live instance keeps its node');
+  t.same(await removeOrphanNodes(docker, live, { group: 'another-group' }), [], 'other groups are left alone');
+  t.same(await removeOrphanNodes(docker, live, { group }), [nodeIds[1 - from]]);
+  t.same((await flavor.health([other])).get(other.id), { health: 'unknown' }, 'no node links to it any more');
+});
+
+t.test('drain and destroyed of an instance that never joined are no-ops', async (t) => {
+  const flavor = workerKind!.create({});
+  const ghost: Instance = { id: 'x', tags: { [LINK_TAG]: 'no-such-link' }, state: 'running', launchedAt: Date.now() };
+  await flavor.drain(ghost);
+  await flavor.destroyed(ghost);
+  t.same((await flavor.health([ghost])).get('x'), { health: 'unknown' });
+});
