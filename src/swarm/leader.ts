@@ -120,7 +120,10 @@ export class Leadership {
     clearTimeout(this.#reconnectTimer);
     this.#abort.abort();
     destroy(this.#events);
-    this.#apply({ ...(this.#verdict.nodeId ? { nodeId: this.#verdict.nodeId } : {}), leading: false, error: 'stopped' });
+    const wasLeading = this.#verdict.leading;
+    this.#verdict = { ...(this.#verdict.nodeId ? { nodeId: this.#verdict.nodeId } : {}), leading: false, error: 'stopped' };
+    this.#since = new Date().toISOString();
+    if (wasLeading) this.#emit(false);
   }
 
   get leading(): boolean {
@@ -128,7 +131,11 @@ export class Leadership {
   }
 
   status(): LeadershipStatus {
-    return { ...this.#verdict, ...(this.#since ? { since: this.#since } : {}), ...(this.#checkedAt ? { checkedAt: this.#checkedAt } : {}) };
+    return {
+      ...this.#verdict,
+      ...(this.#since ? { since: this.#since } : {}),
+      ...(this.#checkedAt ? { checkedAt: this.#checkedAt } : {}),
+    };
   }
 
   /** Manager address (host only) of the current leader, for forwarding requests; undefined while in doubt. */
@@ -189,12 +196,15 @@ export class Leadership {
     } else if (changed) {
       this.#logger.info({ leaderNodeId: verdict.leaderNodeId, leaderAddr: verdict.leaderAddr, leading: verdict.leading }, 'leader seen');
     }
-    if (verdict.leading === previous.leading) return;
-    leadershipGauge.set(verdict.leading ? 1 : 0);
-    this.#logger.info({ nodeId: verdict.nodeId }, verdict.leading ? 'leading' : 'stepped down');
+    if (verdict.leading !== previous.leading) this.#emit(verdict.leading);
+  }
+
+  #emit(leading: boolean): void {
+    leadershipGauge.set(leading ? 1 : 0);
+    this.#logger.info({ nodeId: this.#verdict.nodeId }, leading ? 'leading' : 'stepped down');
     for (const listener of [...this.#listeners]) {
       try {
-        listener(verdict.leading);
+        listener(leading);
       } catch (err) {
         this.#logger.error({ err }, 'leadership listener failed');
       }
