@@ -103,7 +103,13 @@ t.test('prepare renders a join script with the right token and a link', async (t
 });
 
 t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
-  const flavor = workerKind!.create({ drainTimeout: '40s', labels: { 'capstan-test': '{{GROUP_ID}}' }, after: 'echo "joined {{GROUP_ID}} as {{ROLE}}"' });
+  const flavor = workerKind!.create({
+    drainTimeout: '40s',
+    // An existing daemon.json: the script merges its labels in rather than overwrite it.
+    before: `printf '{\\n  "debug": false\\n}\\n' >/etc/docker/daemon.json`,
+    labels: { 'capstan-test': '{{GROUP_ID}}' },
+    after: 'echo "joined {{GROUP_ID}} as {{ROLE}}"; tr -d " \\n" </etc/docker/daemon.json; echo',
+  });
   const tags = { 'capstan.group': group, 'capstan.config': 'c1' };
   const specs = await Promise.all([0, 1].map(() => flavor.prepare({ tags, init: '' }, { groupId: group, configHash: 'c1' })));
   const t0 = Date.now();
@@ -123,6 +129,7 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
   }
   const logs = (await docker.getContainer(instances[0]!.id).logs({ stdout: true, stderr: true })).toString('utf8');
   t.match(logs, `joined ${group} as worker`, 'the after fragment ran');
+  t.match(logs, `{"labels":["capstan.instance=${instances[0]!.tags[LINK_TAG]}","capstan.group=${group}","capstan-test=${group}"],"debug":false}`);
   t.notOk(logs.includes((await docker.swarmInspect()).JoinTokens.Worker), 'the token is not in the logs');
 
   // A replicated task on one of the machines (the constraint keeps it off the shared manager).
