@@ -70,6 +70,8 @@ t.test('provisions in batches, tagged at launch, and finds the group by tags acr
   t.same(ids(found), ids(launched), 'exactly the batch, not the other config nor the other group');
   t.ok(describeCalls.DescribeInstances! >= 2, `paginated (${describeCalls.DescribeInstances} pages)`);
   t.equal((await aws.describe({ 'capstan.group': 'g1' })).length, 14);
+  await aws.provision(specs(1, 'g*'), 'star-1');
+  t.equal((await aws.describe({ 'capstan.group': 'g*' })).length, 1, 'tag values match literally, not as patterns');
   for (const instance of found) {
     t.match(instance.tags, { 'capstan.group': 'g1', 'capstan.config': 'c1', team: 'infra' });
     t.ok(['pending', 'running'].includes(instance.state));
@@ -182,7 +184,7 @@ t.test('an init script over 16 KB is refused before any call', async (t) => {
 });
 
 t.test('a persistent failure throws the AWS code and counts it', async (t) => {
-  const aws = provider(['subnet-0000000000000000a'], { maxAttempts: 1 }, { launch: { ImageId: 'ami-12345678', InstanceType: 't3.micro' } });
+  const aws = provider(['subnet-0000000000000000a'], { maxAttempts: 1 });
   const errors = async (): Promise<number> =>
     (await providerErrors.get()).values.filter((v) => v.labels.operation === 'RunInstances').reduce((n, v) => n + v.value, 0);
   const before = await errors();

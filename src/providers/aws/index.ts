@@ -17,7 +17,7 @@ import { sharedEc2RateLimit, type RateLimit } from './rate-limit.js';
 
 export { AwsError } from './ec2.js';
 export type { AwsProperties } from './properties.js';
-export { Ec2RateLimit, EC2_DEFAULT_LIMITS, TokenBucket, type RateLimit } from './rate-limit.js';
+export { Ec2RateLimit, EC2_DEFAULT_LIMITS, type RateLimit } from './rate-limit.js';
 
 export interface AwsProviderKindOptions {
   readonly logger?: Logger;

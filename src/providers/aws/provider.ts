@@ -227,7 +227,8 @@ export class AwsInstanceProvider implements InstanceProvider {
   }
 
   private async describeRaw(tags: Tags, states: readonly string[] = LIVE_STATES): Promise<Ec2Instance[]> {
-    const filters: Filter[] = Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] }));
+    // EC2 filter values are patterns: * and ? (and \\) must be escaped to match themselves.
+    const filters: Filter[] = Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value.replace(/[\\*?]/g, '\\$&')] }));
     filters.push({ Name: 'instance-state-name', Values: [...states] });
     const out: Ec2Instance[] = [];
     let nextToken: string | undefined;
