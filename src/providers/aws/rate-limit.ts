@@ -116,5 +116,8 @@ export class Ec2RateLimit implements RateLimit {
   }
 }
 
-/** The process-wide limit: EC2 throttles per account and region, so every group shares it. */
+/**
+ * The process-wide limit: EC2 throttles per account and region, so every group shares it. One
+ * Capstan serves one account; groups in several regions share it too, which only errs on the safe side.
+ */
 export const sharedEc2RateLimit: RateLimit = new Ec2RateLimit();
