@@ -1,0 +1,276 @@
+#!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+/** Where the CLI reads and writes; tests pass their own. */
+export interface CliIo {
+  readonly stdout: { write(s: string): unknown };
+  /** Progress and errors; a TTY gets a redrawn progress bar. */
+  readonly stderr: { write(s: string): unknown; readonly isTTY?: boolean };
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The spec when the file argument is "-". */
+  readonly readStdin: () => Promise<string>;
+}
+
+const usage = `Usage: capstan [options] <command>
+
+Commands:
+  serve                                   run the service (configured by DOCKER_HOST, CAPSTAN_LISTEN, CAPSTAN_TOKEN_FILE)
+  status                                  this replica, the leader, version
+  group commit FILE|- [--pretend] [--watch]
+  group describe ID
+  group list
+  group scale ID SIZE [--watch]
+  group scale-up ID [COUNT] [--watch]
+  group scale-down ID [COUNT] [--watch]
+  group destroy-instances ID INSTANCE...
+  group pause ID
+  group resume ID
+  group rollback ID [VERSION] [--watch]
+  group history ID
+  group free ID                           stop managing; instances keep running
+  group destroy ID --yes                  destroy every instance and forget the group
+
+Options:
+  --url URL           API address (env CAPSTAN_URL, default http://127.0.0.1:8640)
+  --token-file FILE   bearer token file (env CAPSTAN_TOKEN_FILE)
+  --pretend           commit: show the plan, store nothing
+  --watch             follow the group until it converges on the new version
+  --interval SECONDS  --watch poll interval (default 1)
+  --timeout SECONDS   --watch gives up after this long (default 1800)
+  --yes               confirm group destroy
+  -h, --help
+
+Results are JSON on stdout; errors go to stderr with a non-zero exit (1 failed, 2 bad usage).
+`;
+
+class UsageError extends Error {}
+
+/** A JSON-RPC error answer, or a failure to get one. */
+class CallError extends Error {
+  constructor(
+    message: string,
+    readonly code?: number,
+    readonly data?: any,
+  ) {
+    super(message);
+  }
+}
+
+interface Client {
+  call(method: string, params?: object): Promise<any>;
+}
+
+function client(url: string, token: string | undefined): Client {
+  const endpoint = new URL(url);
+  if (!endpoint.pathname.endsWith('/rpc')) endpoint.pathname = endpoint.pathname.replace(/\/?$/, '/rpc');
+  let id = 0;
+  return {
+    async call(method, params = {}) {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (token) headers.authorization = `Bearer ${token}`;
+      let text: string;
+      try {
+        const res = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }), signal: AbortSignal.timeout(120_000) });
+        text = await res.text();
+      } catch (error) {
+        throw new CallError(`cannot reach capstan at ${endpoint.href}: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`);
+      }
+      let answer: any;
+      try {
+        answer = JSON.parse(text);
+      } catch {
+        throw new CallError(`not a JSON-RPC answer from ${endpoint.href}: ${text.slice(0, 200)}`);
+      }
+      if (answer?.error) throw new CallError(answer.error.message, answer.error.code, answer.error.data);
+      return answer?.result;
+    },
+  };
+}
+
+const words = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+function integer(value: string | undefined, what: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`${what} must be an integer >= ${min}, not ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function seconds(value: string | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${what} must be a positive number of seconds`);
+  return n;
+}
+
+interface Watch {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+/** Polls group.describe until the group runs `version` and converged; progress on stderr. */
+async function watch(api: Client, io: CliIo, id: string, version: number, w: Watch): Promise<void> {
+  const tty = io.stderr.isTTY === true;
+  const deadline = Date.now() + w.timeoutMs;
+  let last = '';
+  for (;;) {
+    const d = await api.call('group.describe', { id });
+    const current = (d.appliedVersion ?? 0) >= version;
+    const ready = current ? d.instances.filter((i: { config: string; health: string }) => i.config === d.configHash && i.health === 'healthy').length : 0;
+    const update = d.update.state === 'idle' || d.update.total === 0 ? '' : `, update ${d.update.state} ${d.update.done}/${d.update.total}${d.update.failed ? ` (${d.update.failed} failed)` : ''}`;
+    const line = `${id} v${version}: ${ready}/${d.size} ready, ${words(d.instances.length, 'instance')}${update}${current ? '' : ` (controller on v${d.appliedVersion ?? '-'})`}`;
+    if (tty) {
+      const fraction = d.size === 0 ? (current && d.instances.length === 0 ? 1 : 0) : Math.min(ready / d.size, 1);
+      const width = 24;
+      const filled = Math.round(fraction * width);
+      io.stderr.write(`\r\x1b[2K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.round(fraction * 100)).padStart(3)}% ${line}`);
+    } else if (line !== last) {
+      io.stderr.write(`${line}\n`);
+    }
+    last = line;
+    const done = d.converged && current;
+    const stuck = current && (d.update.state === 'failed' || d.update.state === 'paused');
+    if (done || stuck || Date.now() >= deadline) {
+      if (tty) io.stderr.write('\n');
+      if (done) return;
+      if (stuck) throw new CallError(`update ${d.update.state}${d.update.reason ? `: ${d.update.reason}` : ''}`);
+      throw new CallError(`${id} did not converge on version ${version} within ${w.timeoutMs / 1000}s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, w.intervalMs));
+  }
+}
+
+function printError(io: CliIo, error: unknown): void {
+  if (error instanceof CallError) {
+    io.stderr.write(`capstan: ${error.message}${error.code !== undefined ? ` (code ${error.code})` : ''}\n`);
+    for (const p of (error.data?.problems ?? []) as { path: string; message: string }[]) io.stderr.write(`  ${p.path || '/'}: ${p.message}\n`);
+  } else {
+    io.stderr.write(`capstan: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+}
+
+/** The `capstan` command line; returns the exit code. */
+export async function run(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        url: { type: 'string' },
+        'token-file': { type: 'string' },
+        pretend: { type: 'boolean' },
+        watch: { type: 'boolean' },
+        interval: { type: 'string' },
+        timeout: { type: 'string' },
+        yes: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    io.stderr.write(`capstan: ${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const { values: o, positionals: args } = parsed;
+  if (o.help || args.length === 0 || args[0] === 'help') {
+    (o.help || args[0] === 'help' ? io.stdout : io.stderr).write(usage);
+    return o.help || args[0] === 'help' ? 0 : 2;
+  }
+
+  try {
+    if (args[0] === 'serve') {
+      const { serve } = await import('../main.js');
+      await serve();
+      return 0;
+    }
+    const tokenFile = o['token-file'] ?? io.env.CAPSTAN_TOKEN_FILE;
+    const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : undefined;
+    const api = client(o.url ?? io.env.CAPSTAN_URL ?? 'http://127.0.0.1:8640', token);
+    const w: Watch = { intervalMs: seconds(o.interval, 1, '--interval') * 1000, timeoutMs: seconds(o.timeout, 1800, '--timeout') * 1000 };
+    const print = (result: unknown) => io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    const need = (n: number, what: string) => {
+      if (args.length < n) throw new UsageError(`missing ${what}`);
+    };
+    const done = async (result: { id: string; version: number }) => {
+      if (o.watch && result.version > 0) await watch(api, io, result.id, result.version, w);
+      print(result);
+      return 0;
+    };
+
+    if (args[0] === 'status' && args.length === 1) return print(await api.call('manager.status')), 0;
+    if (args[0] !== 'group' || args.length < 2) throw new UsageError(`unknown command: ${args.join(' ')}`);
+    const [, sub, id, ...rest] = args as [string, string, string | undefined, ...string[]];
+    switch (sub) {
+      case 'commit': {
+        need(3, 'spec file');
+        const text = id === '-' ? await io.readStdin() : await readFile(id!, 'utf8');
+        let spec: unknown;
+        try {
+          spec = JSON.parse(text);
+        } catch (error) {
+          throw new CallError(`${id === '-' ? 'stdin' : id} is not JSON: ${(error as Error).message}`);
+        }
+        const result = await api.call('group.commit', { spec, ...(o.pretend && { pretend: true }) });
+        return o.pretend ? (print(result), 0) : await done(result);
+      }
+      case 'list':
+        return print(await api.call('group.list')), 0;
+      case 'describe':
+      case 'history':
+      case 'pause':
+      case 'resume':
+      case 'free':
+        need(3, 'group id');
+        return print(await api.call(`group.${sub}`, { id })), 0;
+      case 'destroy':
+        need(3, 'group id');
+        if (!o.yes) throw new UsageError(`group destroy destroys every instance of ${id}: add --yes`);
+        return print(await api.call('group.destroy', { id })), 0;
+      case 'scale': {
+        need(4, 'size');
+        return await done(await api.call('group.scale', { id, size: integer(rest[0], 'SIZE', 0) }));
+      }
+      case 'scale-up':
+      case 'scale-down': {
+        need(3, 'group id');
+        const count = integer(rest[0], 'COUNT', 1);
+        return await done(await api.call(sub === 'scale-up' ? 'group.scaleUp' : 'group.scaleDown', { id, ...(count !== undefined && { count }) }));
+      }
+      case 'destroy-instances':
+        need(4, 'instance ids');
+        return print(await api.call('group.destroyInstances', { id, instanceIds: rest })), 0;
+      case 'rollback': {
+        need(3, 'group id');
+        const version = integer(rest[0], 'VERSION', 1);
+        return await done(await api.call('group.rollback', { id, ...(version !== undefined && { version }) }));
+      }
+      default:
+        throw new UsageError(`unknown command: group ${sub}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`capstan: ${error.message}\n\n${usage}`);
+      return 2;
+    }
+    printError(io, error);
+    return 1;
+  }
+}
+
+function processIo(): CliIo {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    readStdin: async () => {
+      let text = '';
+      for await (const chunk of process.stdin) text += String(chunk);
+      return text;
+    },
+  };
+}
+
+// Run when executed (through npm's bin symlink too), not when imported by tests.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) process.exitCode = await run(process.argv.slice(2));
