@@ -1,0 +1,45 @@
+# Capstan's image. Build: `docker build -t capstan:dev .` (needs the npm registry during the build).
+# Offline/lab: swarm/build-capstan-image.sh builds this same file against a locally imported base image.
+#
+# Stages: deps (production node_modules only) and build (all deps + tsc) run in parallel under BuildKit;
+# the runtime stage gets dist/src, schemas/, package.json and the production node_modules, nothing else.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+# Set by swarm/build-capstan-image.sh where TLS to the registry goes through a proxy with its own CA;
+# an ARG (not ENV) so it never reaches the runtime image.
+ARG NODE_EXTRA_CA_CERTS
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+ARG NODE_EXTRA_CA_CERTS
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY schemas schemas
+COPY src src
+# Only src: `npm run build` also compiles bench/, which imports test/ (not in the image). rootDir "." keeps dist/src.
+RUN echo '{"extends":"./tsconfig.json","compilerOptions":{"noEmit":false},"include":["src"]}' >tsconfig.image.json \
+ && npx tsc -p tsconfig.image.json
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    CAPSTAN_LISTEN=0.0.0.0:8640
+WORKDIR /app
+COPY --from=deps /app/node_modules node_modules
+COPY package.json ./
+COPY schemas schemas
+COPY --from=build /app/dist/src dist/src
+# Files stay root-owned and read-only for the process. USER node is the default for `docker run` without
+# a socket; talking to dockerd needs access to its root-owned socket (root:docker 0660), so stack.yml runs the
+# service as root (see there why the socket's group is not used instead).
+USER node
+EXPOSE 8640
+# No curl in the slim image: node itself asks /healthz. The port follows CAPSTAN_LISTEN.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "const p=(process.env.CAPSTAN_LISTEN||'').split(':').pop()||'8640';fetch('http://127.0.0.1:'+p+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "dist/src/cli/main.js"]
+CMD ["serve"]

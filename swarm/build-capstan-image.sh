@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Builds Capstan's image capstan:dev from the real Dockerfile on the engine in DOCKER_HOST, with no image registry.
+#   build-capstan-image.sh [ENGINE_URL ...]    then also load the image onto each ENGINE_URL (unix://... sockets)
+#
+# 1. Base image: the Dockerfile starts FROM node:20-bookworm-slim, which cannot be pulled here. Unless the engine
+#    has a real one, a stand-in is imported under that name: the host's node binary and npm, their ldd libraries,
+#    busybox as /bin/sh, a minimal /etc with the `node` user (uid 1000) like the real image, and the host's CA
+#    bundle (TLS to the npm registry goes through a proxy with its own CA on machines of this kind).
+# 2. Build: `docker build` of the Dockerfile as is, whose `npm ci` steps need the npm registry. It is reachable from
+#    the host's network namespace but not from a lab node's (no route out), so the build runs with
+#    `--network host` on the target engine when a probe there reaches the registry, and otherwise on a private
+#    dockerd in the host's network namespace (no bridge, no iptables changes, stopped afterwards; its layer cache
+#    under $CAPSTAN_BUILD_DIR makes a rebuild after a source change take seconds); then `docker save | docker load`.
+#    The legacy builder is used (the CLI has no buildx here; dockerd is 20.10).
+# 3. Idempotent: the image carries a label with a hash of everything it is built from; an engine whose capstan:dev
+#    has the same hash is left alone, so a run where nothing changed takes about a second.
+set -euo pipefail
+: "${DOCKER_HOST:?set DOCKER_HOST to the engine to build on}"
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+WORK=${CAPSTAN_BUILD_DIR:-/tmp/capstan-build}/capstan-image
+IMAGE=${CAPSTAN_IMAGE:-capstan:dev}
+BASE=$(sed -n 's/^ARG NODE_IMAGE=//p' "$TOP/Dockerfile")
+LABEL=capstan.content-hash
+REGISTRY=$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
+CA=${NODE_EXTRA_CA_CERTS:-}
+export DOCKER_BUILDKIT=0 # legacy builder: no buildx plugin on this machine
+log() { printf '[build-capstan-image %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- inputs and their hash (paths relative to the repository, so clones elsewhere agree)
+app_files() {
+  (cd "$TOP" && { printf '%s\n' Dockerfile .dockerignore package.json package-lock.json tsconfig.json
+    find schemas src -type f ! -name '*.test.ts'; } | LC_ALL=C sort)
+}
+base_inputs() {
+  local node; node=$(readlink -f "$(command -v node)")
+  echo "$node"; ldd "$node" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}'
+  echo /usr/bin/busybox; [[ -z $CA ]] || echo "$CA"
+  echo "npm $(npm -v)"; echo "$0"
+}
+hash_lines() { while read -r f; do if [[ -f $f ]]; then echo "$f $(sha256sum <"$f")"; else echo "$f"; fi; done | sha256sum | cut -c1-32; }
+app_hash() { { (cd "$TOP" && app_files | hash_lines); echo "base $(base_inputs | hash_lines)"; } | sha256sum | cut -c1-32; }
+
+label_on() { docker -H "$1" image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null || true; }
+
+# --- the stand-in base image
+base_rootfs() {
+  local R=$1 node lib a
+  node=$(readlink -f "$(command -v node)")
+  rm -rf "$R"; mkdir -p "$R"/{usr/local/bin,usr/local/lib/node_modules,bin,etc/ssl/certs,tmp,home/node,root,app}
+  install -m 0755 "$node" "$R/usr/local/bin/node"
+  ldd "$node" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' |
+    while read -r lib; do install -D -m 0755 "$(readlink -f "$lib")" "$R$lib"; done
+  cp -a "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$R/usr/local/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$R/usr/local/bin/npx"
+  install -m 0755 /usr/bin/busybox "$R/bin/busybox"
+  for a in $(/usr/bin/busybox --list); do [[ $a == busybox || -e $R/bin/$a ]] || ln -s busybox "$R/bin/$a"; done
+  ln -s bin "$R/sbin"
+  mkdir -p "$R/usr/bin"; ln -s /bin/busybox "$R/usr/bin/env" # npm's shebang is #!/usr/bin/env node
+  chmod 1777 "$R/tmp"
+  chown 1000:1000 "$R/home/node"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$R/etc/passwd"
+  printf 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n' >"$R/etc/group"
+  printf 'hosts: files dns\n' >"$R/etc/nsswitch.conf"
+  printf 'PRETTY_NAME="Capstan stand-in for %s (host node %s)"\nID=capstan-node-base\n' "$BASE" "$(node -v)" >"$R/etc/os-release"
+  if [[ -n $CA ]]; then install -m 0644 "$CA" "$R/etc/ssl/certs/ca-certificates.crt"; fi
+}
+
+# Imports the stand-in base on engine $1 unless a real one or an up-to-date stand-in is there.
+ensure_base() {
+  local host=$1 h comment dir
+  h=$(base_inputs | hash_lines)
+  comment=$(docker -H "$host" image inspect -f '{{.Comment}}' "$BASE" 2>/dev/null) || comment=missing
+  [[ $comment == "capstan-local-base=$h" ]] && return
+  if [[ $comment != missing && $comment != capstan-local-base=* ]]; then log "$BASE on $host is a real image: used as is"; return; fi
+  dir=$WORK/base.rootfs
+  base_rootfs "$dir"
+  tar -C "$dir" --numeric-owner -cf - . | docker -H "$host" import -m "capstan-local-base=$h" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV NODE_VERSION='"$(node -v | tr -d v)" --change 'CMD ["node"]' - "$BASE" >/dev/null
+  rm -rf "$dir"
+  log "imported stand-in $BASE on $host"
+}
+
+# Does a container with the engine's network namespace reach the npm registry?
+registry_reachable() {
+  docker -H "$1" run --rm --network host ${CA:+-e NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt} "$BASE" \
+    node -e "fetch(process.argv[1]+'-/ping',{signal:AbortSignal.timeout(5000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" \
+    "$REGISTRY" >/dev/null 2>&1
+}
+
+build_on() {
+  local host=$1 hash=$2 old t0=$SECONDS
+  ensure_base "$host"
+  old=$(docker -H "$host" image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+  log "docker build on $host"
+  docker -H "$host" build --network host --label "$LABEL=$hash" -t "$IMAGE" \
+    ${CA:+--build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt} -f "$TOP/Dockerfile" "$TOP" >"$WORK/build.log" 2>&1 ||
+    { tail -30 "$WORK/build.log" >&2; die "docker build failed (log: $WORK/build.log)"; }
+  [[ -z $old || $old == "$(docker -H "$host" image inspect -f '{{.Id}}' "$IMAGE")" ]] || docker -H "$host" rmi "$old" >/dev/null 2>&1 || true
+  log "built $IMAGE ($hash) in $((SECONDS - t0)) s"
+}
+
+# A private dockerd in the host's network namespace, only for `docker build --network host`.
+PRIV=$WORK/engine
+priv_start() {
+  mkdir -p "$PRIV"
+  # Its own exec-root, pidfile and containerd; no bridge and no iptables rules, so the host's network is untouched.
+  setsid dockerd --data-root "$PRIV/data" --exec-root "$PRIV/exec" --pidfile "$PRIV/docker.pid" -H "unix://$PRIV/docker.sock" \
+    --bridge none --iptables=false --ip-masq=false --ip-forward=false </dev/null >"$PRIV/dockerd.log" 2>&1 8>&- &
+  local i
+  for i in $(seq 1 150); do curl -sf --max-time 2 --unix-socket "$PRIV/docker.sock" http://x/_ping >/dev/null 2>&1 && return; sleep 0.2; done
+  tail -20 "$PRIV/dockerd.log" >&2; die "private build engine did not start"
+}
+priv_stop() {
+  local p i
+  p=$(cat "$PRIV/docker.pid" 2>/dev/null) || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$p" 2>/dev/null || true
+  # dockerd leaves its netns bind mount (exec/netns/default) behind
+  awk -v r="$PRIV/" 'index($5,r)==1{print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+}
+
+transfer() { # from to
+  local t0=$SECONDS
+  docker -H "$1" save "$IMAGE" | docker -H "$2" load -q >/dev/null
+  log "loaded $IMAGE onto $2 in $((SECONDS - t0)) s"
+}
+
+mkdir -p "$WORK"
+exec 8>"$WORK/.lock"
+flock 8 # parallel callers build once
+[[ -f $TOP/package-lock.json ]] || die "no package-lock.json"
+hash=$(app_hash)
+targets=("$DOCKER_HOST" "$@")
+todo=()
+for t in "${targets[@]}"; do [[ $(label_on "$t") == "$hash" ]] || todo+=("$t"); done
+if ((${#todo[@]} == 0)); then log "$IMAGE is up to date on ${#targets[@]} engine(s) ($hash)"; exit 0; fi
+
+src=""
+# An engine that already has this build serves as the source for the others.
+for t in "${targets[@]}"; do [[ $(label_on "$t") == "$hash" ]] && { src=$t; break; }; done
+if [[ -z $src ]]; then
+  ensure_base "${todo[0]}"
+  if registry_reachable "${todo[0]}"; then
+    build_on "${todo[0]}" "$hash"; src=${todo[0]}
+  else
+    log "the npm registry is not reachable from ${todo[0]}'s network: building on a private engine in the host's network"
+    trap priv_stop EXIT
+    priv_start
+    build_on "unix://$PRIV/docker.sock" "$hash"; src=unix://$PRIV/docker.sock
+  fi
+fi
+for t in "${todo[@]}"; do [[ $t == "$src" ]] || transfer "$src" "$t"; done
