@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds Capstan's images offline (no registry) on the engine in DOCKER_HOST: each is a root filesystem assembled
 # from this host's files and loaded with `docker import`. Idempotent: an image whose comment already records the
-# same content hash (of its input files and build scripts) is kept, so a run where nothing changed takes about 1 s.
+# same content hash (of its input files, facts and this script) is kept; while no input file's size, mtime or inode
+# changed, the hash itself is reused from $WORK, so a run where nothing changed takes a fraction of a second.
 #   build-images.sh [NAME ...]     NAME in: busybox machine (default: all, in that order)
-# To add an image NAME: write NAME_ref (prints REPO:TAG), NAME_inputs (prints the files and facts that define it,
-# one a line), NAME_rootfs DIR (assembles it) and optionally NAME_changes (prints `docker import --change` values),
-# and add NAME to IMAGES after the images it embeds.
+# To add an image NAME: write NAME_ref (prints REPO:TAG), NAME_inputs (prints the files that define it, one a line),
+# NAME_rootfs DIR (assembles it), optionally NAME_facts (prints other lines that define it, e.g. the id of an image
+# it embeds) and NAME_changes (prints `docker import --change` values); add NAME to IMAGES after what it embeds.
 set -euo pipefail
 : "${DOCKER_HOST:?set DOCKER_HOST to the engine to build on}"
 HERE=$(cd "$(dirname "$0")" && pwd)
+SELF=$HERE/$(basename "$0")
 WORK=${CAPSTAN_BUILD_DIR:-/tmp/capstan-build}
 IMAGES=(busybox machine)
 log() { printf '[build-images %(%H:%M:%S)T] %s\n' -1 "$*"; }
@@ -41,11 +43,9 @@ busybox_changes() { echo 'CMD ["/bin/sh"]'; }
 
 # --- machine: docker-in-docker machine for the `docker` instance provider (see swarm/machine/entrypoint.sh).
 machine_ref() { echo capstan/machine:dev; }
-machine_inputs() {
-  "$HERE/machine/rootfs.sh" inputs
-  # it embeds the busybox image: a new busybox image means a new machine image
-  echo "busybox $(docker image inspect -f '{{.Id}}' "$(busybox_ref)")"
-}
+machine_inputs() { "$HERE/machine/rootfs.sh" inputs; }
+# it embeds the busybox image: a new busybox image means a new machine image
+machine_facts() { echo "busybox $(docker image inspect -f '{{.Id}}' "$(busybox_ref)")"; }
 machine_rootfs() {
   docker save -o "$WORK/busybox.image.tar" "$(busybox_ref)"
   "$HERE/machine/rootfs.sh" "$1" "$WORK/busybox.image.tar"
@@ -57,16 +57,30 @@ machine_changes() {
   echo 'VOLUME ["/var/lib/docker"]'
 }
 
-# sha256 over this script and the inputs: a file's content (under its path, relative for this repo's files, so
-# that clones elsewhere agree), any other line verbatim.
+facts() { if declare -F "$1_facts" >/dev/null; then "$1_facts"; fi; }
+
+# Size, mtime and inode of each listed file and of the folders holding them (a file added there shows), plus facts.
+stat_key() {
+  local name=$1 list=$2
+  { facts "$name"; stat -L -c '%n %s %Y %i' "$SELF" $(sort -u "$list") $(xargs -n1 dirname <"$list" | sort -u); } | sha256sum | cut -c1-32
+}
+
+# sha256 over this script, the facts and the input files' contents (under their paths, relative for this repo's
+# files, so that clones elsewhere agree). Cached in $WORK/NAME.* with the stat key of the files it read.
 content_hash() {
-  local name=$1
-  {
-    sha256sum <"$0"
-    "${name}_inputs" | while read -r line; do
-      if [[ -f $line ]]; then echo "${line#"$HERE"/} $(sha256sum <"$line")"; else echo "$line"; fi
-    done
-  } | sha256sum | cut -c1-32
+  local name=$1 cache=$WORK/$1 hash
+  if [[ -f $cache.hash && -f $cache.list && $(stat_key "$name" "$cache.list") == $(cat "$cache.key" 2>/dev/null) ]]; then
+    cat "$cache.hash"
+    return
+  fi
+  "${name}_inputs" >"$cache.list"
+  hash=$({
+    sha256sum <"$SELF"
+    facts "$name"
+    while read -r f; do echo "${f#"$HERE"/} $(sha256sum <"$f")"; done <"$cache.list"
+  } | sha256sum | cut -c1-32)
+  stat_key "$name" "$cache.list" >"$cache.key"
+  echo "$hash" | tee "$cache.hash"
 }
 
 build() {

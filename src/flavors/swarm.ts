@@ -74,7 +74,10 @@ export function swarmFlavorKinds(options: SwarmFlavorOptions): FlavorKind[] {
 /** Schema, template variables, and for managers an odd member count; messages start with a JSON path. */
 export function checkProperties(role: Role, properties: unknown, allocation: { size?: number; logicalIds?: readonly string[] }): string[] {
   if (!validateSchema(properties)) {
-    return (validateSchema.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? e.keyword}`);
+    return (validateSchema.errors ?? []).map((e) => {
+      const extra = e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : '';
+      return `${e.instancePath || '/'}: ${e.message ?? e.keyword}${extra}`;
+    });
   }
   const problems: string[] = [];
   for (const [path, text] of templated(properties)) {
