@@ -117,10 +117,10 @@ async function watch(api: Client, io: CliIo, id: string, version: number, w: Wat
   let last = '';
   for (;;) {
     const d = await api.call('group.describe', { id });
-    const current = (d.appliedVersion ?? 0) >= version;
+    const current = d.version >= version;
     const ready = current ? d.instances.filter((i: { config: string; health: string }) => i.config === d.configHash && i.health === 'healthy').length : 0;
     const update = d.update.state === 'idle' || d.update.total === 0 ? '' : `, update ${d.update.state} ${d.update.done}/${d.update.total}${d.update.failed ? ` (${d.update.failed} failed)` : ''}`;
-    const line = `${id} v${version}: ${ready}/${d.size} ready, ${words(d.instances.length, 'instance')}${update}${current ? '' : ` (controller on v${d.appliedVersion ?? '-'})`}`;
+    const line = `${id} v${version}: ${ready}/${d.size} ready, ${words(d.instances.length, 'instance')}${update}${current ? '' : ` (controller on v${d.version})`}`;
     if (tty) {
       const fraction = d.size === 0 ? (current && d.instances.length === 0 ? 1 : 0) : Math.min(ready / d.size, 1);
       const width = 24;

@@ -17,6 +17,14 @@ export type Method = (params: any) => Promise<unknown>;
 
 const idle = { state: 'idle', total: 0, done: 0, failed: 0 } as const;
 
+/**
+ * The controller's word, checked against what it observed: right after a new version is applied, a status can
+ * still carry the previous pass's verdict while the instances plainly do not match the new size or config yet.
+ */
+function converged(status: GroupStatus): boolean {
+  return status.converged && status.instances.length === status.size && status.instances.every((i) => i.config === status.configHash);
+}
+
 const notFound = (id: string): CapstanError => new CapstanError('notFound', `no group ${id}`, { id });
 
 /** Spec problems located from the params' root, like every other invalidParams error. */
@@ -68,15 +76,15 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
   }
 
   // A status object stands for one controller pass, so its (large) instance list is serialized once per pass.
-  const describeTails = new WeakMap<GroupStatus, string>();
-  function describeTail(status: GroupStatus): string {
-    let tail = describeTails.get(status);
-    if (tail === undefined) {
-      const { version: appliedVersion, configHash, instances, update, lastError, lastPassAt } = status;
-      tail = JSON.stringify({ appliedVersion, configHash, instances, update, lastError, lastPassAt }).slice(1);
-      describeTails.set(status, tail);
+  const described = new WeakMap<GroupStatus, RawJson>();
+  function describeStatus(status: GroupStatus): RawJson {
+    let json = described.get(status);
+    if (!json) {
+      const { id, version, size, configHash, instances, update, lastError, lastPassAt } = status;
+      json = new RawJson(JSON.stringify({ id, version, size, converged: converged(status), configHash, instances, update, lastError, lastPassAt }));
+      described.set(status, json);
     }
-    return tail;
+    return json;
   }
 
   async function resize(id: string, to: (size: number) => number, what: string): Promise<unknown> {
@@ -118,13 +126,12 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
       });
     },
 
+    // From the controller, which knows the version it works on; a store read would cost a Swarm call per poll.
     async 'group.describe'(p: { id: string }) {
-      const sv = await current(p.id);
-      const size = sizeOf(sv.spec);
       const status = controller.status(p.id);
-      if (!status) return { id: p.id, version: sv.version, size, converged: false, instances: [], update: idle };
-      const converged = status.converged && status.version === sv.version;
-      return new RawJson(`{"id":${JSON.stringify(p.id)},"version":${sv.version},"size":${size},"converged":${converged},${describeTail(status)}`);
+      if (status) return describeStatus(status);
+      const sv = await current(p.id);
+      return { id: p.id, version: sv.version, size: sizeOf(sv.spec), converged: false, instances: [], update: idle };
     },
 
     async 'group.list'() {
@@ -135,7 +142,7 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
           version: sv.version,
           size: sizeOf(sv.spec),
           instances: status?.instances.length ?? 0,
-          converged: !!status && status.converged && status.version === sv.version,
+          converged: !!status && status.version === sv.version && converged(status),
         };
       });
     },

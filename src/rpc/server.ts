@@ -1,11 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { JSONRPCErrorCode, JSONRPCServer, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
 import { CapstanError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { registry } from '../metrics.js';
+import { packageVersion } from '../schemas.js';
 import type { GroupController, GroupSpec, SpecStore } from '../spi/index.js';
 import { bearerChecker, readTokenFile } from './auth.js';
 import { checkParams, methodSchemas, publicMethods } from './catalog.js';
@@ -63,15 +61,6 @@ export function parseListen(value: string | undefined = process.env.CAPSTAN_LIST
   return { host, port };
 }
 
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    if (dirname(dir) === dir) return 'unknown';
-    dir = dirname(dir);
-  }
-  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
-}
-
 interface CallContext {
   readonly authorization: string | undefined;
   readonly authorized: boolean;
@@ -88,7 +77,7 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
   const logger = options.logger ?? createLogger('capstan-rpc');
   const bodyLimit = options.bodyLimit ?? 1024 * 1024;
   const maxBatch = options.maxBatch ?? 100;
-  const version = options.version ?? packageVersion();
+  const version = options.version ?? packageVersion;
   const forwardPort = options.forwardPort ?? parseListen().port;
   const forwardTimeoutMs = options.forwardTimeoutMs ?? 30_000;
   const { leadership } = options;
