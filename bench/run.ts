@@ -1,4 +1,6 @@
 // `npm run bench`: every benchmark in turn; each prints its own table.
+import { benchAws } from './aws.js';
 import { benchGroup } from './group.js';
 
 await benchGroup();
+await benchAws();

@@ -106,11 +106,11 @@ function finish(actions: Action[], total: number, members: readonly Facts[], pau
 function planSized({ input, facts, healthTimeout }: Ctx, size: number): Plan {
   const { spec } = input;
   const max = spec.bounds?.max ?? Infinity;
-  let maxUnavailable = resolveQuantity(spec.update.maxUnavailable, size, 'down');
-  const maxSurge = resolveQuantity(spec.update.maxSurge, size, 'up');
-  if (maxUnavailable === 0 && maxSurge === 0) maxUnavailable = 1;
+  // Surge never goes above bounds.max; with no room to surge, one instance at a time must go first.
+  const maxSurge = Math.max(0, Math.min(resolveQuantity(spec.update.maxSurge, size, 'up'), max - size));
+  const maxUnavailable = Math.max(resolveQuantity(spec.update.maxUnavailable, size, 'down'), maxSurge === 0 ? 1 : 0);
   // While outdated instances remain, up to maxSurge extra instances are intended, not excess.
-  const ceiling = Math.min(facts.some((f) => !f.current) ? size + maxSurge : size, max);
+  const ceiling = facts.some((f) => !f.current) ? size + maxSurge : size;
   const actions: Action[] = [];
   let members = [...facts];
 
