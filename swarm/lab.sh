@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# Capstan's local lab: a real multi-manager Docker Swarm on this one Linux host, with Capstan deployed on it.
+#
+#   lab.sh up [N]          N managers (default 3), images built and loaded, secrets, stack deployed, API answering
+#   lab.sh down            tear everything down and verify that nothing is left (processes, netns, mounts, files)
+#   lab.sh status          nodes, Capstan's tasks, each replica's manager.status
+#   lab.sh env [NODE]      shell exports for NODE (n1.. or infra): DOCKER_HOST, CAPSTAN_URL, CAPSTAN_TOKEN_FILE
+#   lab.sh kill NODE [SIG] kill NODE's dockerd (default SIGKILL; its containers live on as orphans, as on a real crash)
+#   lab.sh start NODE      (re)start NODE's dockerd
+#   lab.sh rpc METHOD [JSON-PARAMS] [NODE]   call the API (with the token) on NODE (default: the first that answers)
+#   lab.sh deploy          (re)build images as needed and redeploy the stack
+#   lab.sh addr NODE       NODE's address on the lab network
+#
+# Environment: LAB (state dir, default /tmp/capstan-lab), LAB_PREFIX (netns/interface prefix, default clab),
+# LAB_NET (first two octets of the lab's 10.x/16, default 10.77), CAPSTAN_BUILD_DIR (image build cache; default
+# $LAB/build, removed by `down`; point it elsewhere to keep the ~90 s npm build across labs). `up` stores them in
+# $LAB/lab.env; later commands read them from there.
+#
+# Layout. One dockerd per network namespace (a Swarm needs one engine per address), each in a private mount + UTS
+# namespace too (own hostname, own /etc/docker/key.json, hence its own engine ID):
+#   netns $P-br      bridge br0, the lab's "switch" ($NET.0.0/24). It is not in the host's netns, where
+#                    br_netfilter and the FORWARD DROP policy of a host dockerd would drop bridged traffic.
+#   host veth $P-h   $NET.0.1: the host reaches every node directly (curl http://$NET.0.11:8640/...), no nsenter needed.
+#   netns $P-nK      manager nK at $NET.0.(10+K), Swarm advertise address; Capstan's replica publishes 8640 there.
+#   netns $P-infra   $NET.0.2, the "infrastructure engine" that runs the machines (capstan/machine:dev containers)
+#                    of worker groups: a dockerd of its own, not one of the managers, so machines outlive any manager
+#                    (a killed leader does not take machines with it, and the new leader sees the same machines), as
+#                    with a cloud API. Its docker0 is $NET.16.0/20 with masquerading off, and every manager routes
+#                    $NET.16.0/20 via $NET.0.2: machines and managers reach each other at their real addresses (the
+#                    machine joins the leader's $NET.0.1x:2377 and advertises its own $NET.16.x), like machines in
+#                    one VPC. Capstan reaches this engine through its socket, bind-mounted into the service at
+#                    /run/capstan-infra/docker.sock by a lab-only compose overlay ($LAB/stack.lab.yml); no TCP socket.
+# No namespace has a default route: nothing in the lab reaches beyond $NET.0.0/16.
+# $LAB/self is an empty directory on the host; in node X's mount namespace it is a bind mount of $LAB/X/sock, so the
+# single path $LAB/self/docker.sock is "my own engine's socket" on every node: stack.yml's CAPSTAN_DOCKER_SOCK.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+LAB=${LAB:-/tmp/capstan-lab}
+LAB=${LAB%/}
+if [[ -f $LAB/lab.env ]]; then source "$LAB/lab.env"; fi
+P=${LAB_PREFIX:-clab}
+NET=${LAB_NET:-10.77}
+N=${LAB_MANAGERS:-3}
+BUILD_DIR=${CAPSTAN_BUILD_DIR:-$LAB/build}
+STACK=${LAB_STACK:-capstan}
+API=v1.41
+INFRA_SOCK_IN_SERVICE=/run/capstan-infra/docker.sock
+
+log() { printf '[lab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+
+managers() { local k; for ((k = 1; k <= N; k++)); do echo "n$k"; done; }
+nodes() { managers; echo infra; }
+addr() { case $1 in infra) echo "$NET.0.2" ;; n[0-9]*) echo "$NET.0.$((10 + ${1#n}))" ;; *) die "unknown node $1" ;; esac; }
+ns() { echo "$P-$1"; }
+sock() { echo "$LAB/$1/sock/docker.sock"; }
+dk() { local n=$1; shift; docker -H "unix://$(sock "$n")" "$@"; }
+api() { curl -sf --max-time "${3:-5}" --unix-socket "$(sock "$1")" "http://x/$API$2"; }
+ping_node() { curl -sf --max-time 2 --unix-socket "$(sock "$1")" http://x/_ping >/dev/null 2>&1; }
+dpid() { cat "$LAB/$1/docker.pid" 2>/dev/null || true; }
+alive() { local p; p=$(dpid "$1"); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
+netns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
+token() { cat "$LAB/token"; }
+
+wait_ping() { # node timeout
+  local n=$1 t=${2:-60} s lp; s=$SECONDS; lp=$(cat "$LAB/$n/launcher.pid" 2>/dev/null || true)
+  until ping_node "$n"; do
+    if [[ -n $lp ]] && ! kill -0 "$lp" 2>/dev/null; then tail -20 "$LAB/$n/dockerd.log" >&2; die "dockerd $n died"; fi
+    ((SECONDS - s < t)) || die "dockerd $n not answering after ${t}s"
+    sleep 0.2
+  done
+}
+
+dockerd_flags() {
+  if [[ $1 == infra ]]; then
+    # Machines get routable addresses: no masquerading, a bridge range of its own, user networks inside $NET too.
+    echo "--bip $NET.16.1/20 --ip-masq=false --default-address-pool base=$NET.32.0/19,size=24"
+  fi
+}
+
+start_daemon() { # node
+  local n=$1 d=$LAB/$1
+  mkdir -p "$d/data" "$d/exec" "$d/sock" "$d/etc-docker" "$d/.cg" "$d/tmp"
+  [[ -f $d/etc-docker/daemon.json ]] || echo '{}' >"$d/etc-docker/daemon.json"
+  # `ip netns exec` would remount /sys and lose /sys/fs/cgroup (dockerd: "Devices cgroup isn't mounted"), hence a new
+  # mount + UTS namespace, nsenter into the node's netns, a fresh sysfs with the cgroup tree moved back on top.
+  # DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1: Swarm tasks use the local image and never try a registry.
+  # TMPDIR: containerd writes stack dumps there when dockerd restarts it.
+  # shellcheck disable=SC2016,SC2046
+  TMPDIR="$d/tmp" DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 \
+    setsid unshare --mount --uts --propagation slave -- nsenter --net="/run/netns/$(ns "$n")" -- \
+    sh -c 'set -e; n=$1 d=$2 lab=$3; shift 3
+           hostname "$n"
+           mount --rbind /sys/fs/cgroup "$d/.cg"
+           mount -t sysfs sysfs /sys
+           mount --move "$d/.cg" /sys/fs/cgroup
+           mount --bind "$d/sock" "$lab/self"
+           mount --bind "$d/etc-docker" /etc/docker
+           exec dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/docker.pid" \
+                --config-file /etc/docker/daemon.json -H "unix://$lab/self/docker.sock" "$@"' \
+    sh "$n" "$d" "$LAB" $(dockerd_flags "$n") </dev/null >>"$d/dockerd.log" 2>&1 8>&- 9>&- &
+  echo $! >"$d/launcher.pid"
+  disown $! 2>/dev/null || true
+}
+
+infra_forwarding() {
+  # dockerd's FORWARD policy is DROP and it only lets replies into docker0; managers must reach machines (Swarm
+  # dials workers back for overlay gossip) and machines the managers, both without NAT.
+  ip netns exec "$(ns infra)" iptables -C DOCKER-USER -i eth0 -o docker0 -j ACCEPT 2>/dev/null ||
+    ip netns exec "$(ns infra)" iptables -I DOCKER-USER -i eth0 -o docker0 -j ACCEPT
+}
+
+stop_pid() { # pid timeout: TERM, wait, KILL
+  local p=$1 t=${2:-30} i
+  kill -0 "$p" 2>/dev/null || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  for ((i = 0; i < t * 5; i++)); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.2; done
+  log "pid $p still alive after ${t}s: SIGKILL"
+  kill -KILL "$p" 2>/dev/null || true
+}
+
+preflight() {
+  [[ $EUID -eq 0 ]] || die "must run as root"
+  [[ -e $LAB ]] && die "$LAB exists (run '$0 down' first)"
+  local n
+  for n in br $(nodes); do netns_exists "$(ns "$n")" && die "netns $(ns "$n") exists"; done
+  ip link show "$P-h" >/dev/null 2>&1 && die "interface $P-h exists"
+  ip -4 route show | grep -q "^$NET\.0\.0/24" && die "$NET.0.0/24 is already routed on this host (another lab? set LAB_NET)"
+  [[ $N =~ ^[1-9][0-9]?$ ]] || die "N must be 1..99"
+  # dockerd 20.10 silently uses a system containerd if this socket exists: all nodes would share it.
+  [[ -S /run/containerd/containerd.sock ]] && die "/run/containerd/containerd.sock exists; every lab dockerd would share that containerd"
+  ensure_tools
+  [[ -d /etc/docker ]] || mkdir -p /etc/docker # bind-mount point
+}
+
+ensure_tools() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v jq >/dev/null || missing+=(jq)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v iptables >/dev/null || missing+=(iptables)
+  ((${#missing[@]} == 0)) && return
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+network_up() {
+  local n br; br=$(ns br)
+  ip netns add "$br"
+  ip -n "$br" link add br0 type bridge
+  ip -n "$br" link set br0 up
+  ip link add "$P-h" type veth peer name host netns "$br"
+  ip -n "$br" link set host master br0 up
+  ip addr add "$NET.0.1/24" dev "$P-h"
+  ip link set "$P-h" up
+  for n in $(nodes); do
+    ip netns add "$(ns "$n")"
+    ip -n "$br" link add "v-$n" type veth peer name eth0 netns "$(ns "$n")"
+    ip -n "$br" link set "v-$n" master br0 up
+    ip -n "$(ns "$n")" link set lo up
+    ip -n "$(ns "$n")" addr add "$(addr "$n")/24" dev eth0
+    ip -n "$(ns "$n")" link set eth0 up
+    [[ $n == infra ]] || ip -n "$(ns "$n")" route add "$NET.16.0/20" via "$(addr infra)"
+  done
+}
+
+swarm_up() {
+  local first=n1 mtok n want s
+  dk "$first" swarm init --advertise-addr "$(addr "$first")" --listen-addr "$(addr "$first"):2377" \
+    --default-addr-pool "$NET.128.0/17" >/dev/null
+  mtok=$(dk "$first" swarm join-token -q manager)
+  for n in $(managers); do
+    [[ $n == "$first" ]] && continue
+    dk "$n" swarm join --token "$mtok" --advertise-addr "$(addr "$n")" --listen-addr "$(addr "$n"):2377" "$(addr "$first"):2377" >/dev/null
+  done
+  want=$N s=$SECONDS
+  until [[ $(api "$first" /nodes | jq '[.[]|select(.Status.State=="ready" and .ManagerStatus.Reachability=="reachable")]|length' 2>/dev/null || echo 0) == "$want" ]]; do
+    ((SECONDS - s < 90)) || die "managers not ready after 90s"
+    sleep 0.2
+  done
+}
+
+images() {
+  local t0 n others=() rc=0
+  t0=$(now)
+  mkdir -p "$BUILD_DIR"
+  for n in $(managers); do [[ $n == n1 ]] || others+=("unix://$(sock "$n")"); done
+  # both builds at once: the machine image is host files only, the Capstan image mostly waits on npm
+  CAPSTAN_BUILD_DIR=$BUILD_DIR DOCKER_HOST="unix://$(sock infra)" "$HERE/build-images.sh" >"$LAB/images-machine.log" 2>&1 &
+  local mpid=$!
+  CAPSTAN_BUILD_DIR=$BUILD_DIR DOCKER_HOST="unix://$(sock n1)" "$HERE/build-capstan-image.sh" "${others[@]}" 2>&1 | tee "$LAB/images-capstan.log" >&2 || rc=1
+  wait "$mpid" || { cat "$LAB/images-machine.log" >&2; die "building the machine image failed"; }
+  ((rc == 0)) || die "building the Capstan image failed"
+  log "images ready on every node in $(since "$t0")s"
+}
+
+secrets() {
+  local m=n1
+  umask 077
+  [[ -s $LAB/token ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$LAB/token"
+  chmod 600 "$LAB/token"
+  dk "$m" secret inspect capstan_token >/dev/null 2>&1 || dk "$m" secret create capstan_token "$LAB/token" >/dev/null
+  if ! dk "$m" secret inspect capstan_aws_credentials >/dev/null 2>&1; then
+    # The lab has no AWS; the secret must exist (the stack declares it) and be non-empty.
+    if [[ -n ${LAB_AWS_CREDENTIALS:-} ]]; then dk "$m" secret create capstan_aws_credentials "$LAB_AWS_CREDENTIALS" >/dev/null
+    else printf '[default]\naws_access_key_id = lab\naws_secret_access_key = lab\n' | dk "$m" secret create capstan_aws_credentials - >/dev/null; fi
+  fi
+}
+
+deploy() {
+  local m=n1
+  # Lab-only overlay: the infrastructure engine's socket (the same host path on every node).
+  cat >"$LAB/stack.lab.yml" <<EOF
+version: "3.8"
+services:
+  capstan:
+    environment:
+      CAPSTAN_LOG_LEVEL: \${CAPSTAN_LOG_LEVEL:-info}
+    volumes:
+      - type: bind
+        source: $LAB/infra/sock
+        target: $(dirname "$INFRA_SOCK_IN_SERVICE")
+EOF
+  CAPSTAN_DOCKER_SOCK="$LAB/self/docker.sock" CAPSTAN_IMAGE=capstan:dev \
+    dk "$m" stack deploy --detach=true --resolve-image never -c "$TOP/stack.yml" -c "$LAB/stack.lab.yml" "$STACK" >/dev/null
+}
+
+rpc_call() { # node method params -> prints the JSON answer
+  local params=${3:-}
+  curl -sS --max-time "${RPC_TIMEOUT:-35}" -H "Authorization: Bearer $(token)" -H 'content-type: application/json' \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\"${params:+,\"params\":$params}}" "http://$(addr "$1"):8640/rpc"
+}
+
+# Every manager's replica answers, all name the same leader, and exactly one leads.
+wait_api() {
+  local t=${1:-180} s=$SECONDS n out leading leaders ok
+  while :; do
+    ok=1 leading=0 leaders=""
+    for n in $(managers); do
+      out=$(RPC_TIMEOUT=3 rpc_call "$n" manager.status 2>/dev/null) || { ok=0; break; }
+      [[ $(jq -r '.result.leading' <<<"$out") == true ]] && leading=$((leading + 1))
+      leaders+="$(jq -r '.result.leaderNodeId // "none"' <<<"$out") "
+    done
+    if ((ok)) && ((leading == 1)) && [[ $(tr ' ' '\n' <<<"$leaders" | grep -v '^$' | sort -u | wc -l) == 1 && $leaders != *none* ]]; then return 0; fi
+    if ((SECONDS - s >= t)); then
+      dk n1 service ps "${STACK}_capstan" --no-trunc >&2 || true
+      die "the API did not answer on every manager with one leader within ${t}s"
+    fi
+    sleep 1
+  done
+}
+
+cmd_up() {
+  [[ -n ${1:-} ]] && N=$1
+  local t0 n; t0=$(now)
+  preflight
+  mkdir -p "$LAB/self"
+  chmod 700 "$LAB"
+  printf 'LAB_PREFIX=%q\nLAB_NET=%q\nLAB_MANAGERS=%q\nCAPSTAN_BUILD_DIR=%q\nLAB_STACK=%q\n' "$P" "$NET" "$N" "$BUILD_DIR" "$STACK" >"$LAB/lab.env"
+  [[ ${KEEP_ON_FAIL:-0} == 1 ]] || trap 'rc=$?; trap - EXIT; log "up failed: tearing down (KEEP_ON_FAIL=1 keeps the wreck)"; cmd_down >&2 || true; exit $rc' EXIT
+  [[ -d /run/netns ]] || touch "$LAB/.created-run-netns"
+  log "network $NET.0.0/24 (host $NET.0.1), $N managers, infrastructure engine at $(addr infra)"
+  network_up
+  for n in $(nodes); do start_daemon "$n"; done
+  for n in $(nodes); do wait_ping "$n" 60; done
+  infra_forwarding
+  log "dockerd answering on $(nodes | wc -l) nodes after $(since "$t0")s"
+  swarm_up
+  log "Swarm of $N managers after $(since "$t0")s"
+  images
+  secrets
+  deploy
+  wait_api 180
+  trap - EXIT
+  log "UP in $(since "$t0")s"
+  cmd_how
+}
+
+cmd_how() {
+  local a; a=$(addr n1)
+  cat <<EOF
+
+Capstan answers on every manager ($(for n in $(managers); do printf '%s ' "$(addr "$n"):8640"; done)) straight from this host:
+  curl -s -H "Authorization: Bearer \$(cat $LAB/token)" -d '{"jsonrpc":"2.0","id":1,"method":"manager.status"}' http://$a:8640/rpc
+  $0 rpc group.list '{}'
+  CAPSTAN_URL=http://$a:8640 CAPSTAN_TOKEN_FILE=$LAB/token node $TOP/dist/src/cli/main.js group commit $HERE/examples/workers.json
+Docker CLI on a node:   eval "\$($0 env n1)"; docker node ls        (machines: eval "\$($0 env infra)"; docker ps)
+EOF
+}
+
+# Processes that belong to the lab: anything inside one of its netns, anything naming $LAB on its command line
+# (dockerd, containerd, shims; machine containers' processes are the shims' descendants), and all their descendants.
+lab_pids() {
+  local n p roots=()
+  for n in br $(nodes); do netns_exists "$(ns "$n")" && roots+=($(ip netns pids "$(ns "$n")" 2>/dev/null)); done
+  local cmd
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    # bash only (no grep whose own command line would name $LAB)
+    IFS= read -r -d '' cmd <"/proc/$p/cmdline" 2>/dev/null || true
+    [[ -n $cmd ]] || continue
+    cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+    [[ $cmd == *"$LAB/"* ]] && roots+=("$p")
+  done
+  ((${#roots[@]})) || return 0
+  descendants "${roots[@]}" | sort -un
+}
+descendants() { local p c; for p in "$@"; do echo "$p"; for c in $(pgrep -P "$p" 2>/dev/null); do descendants "$c"; done; done; }
+
+leave_node() { # remove every container (machines first, on infra), leave the Swarm
+  local n=$1 ids
+  alive "$n" || return 0
+  ping_node "$n" || return 0
+  ids=$(timeout 20 docker -H "unix://$(sock "$n")" ps -aq 2>/dev/null || true)
+  [[ -z $ids ]] || timeout 90 docker -H "unix://$(sock "$n")" rm -f -v $ids >/dev/null 2>&1 || log "removing containers on $n failed"
+  [[ $n == infra ]] || timeout 30 docker -H "unix://$(sock "$n")" swarm leave --force >/dev/null 2>&1 || true
+}
+
+cmd_down() {
+  local t0 n p pids; t0=$(now)
+  if [[ -d $LAB ]]; then
+    leave_node infra
+    for n in $(managers); do leave_node "$n" & done
+    wait
+    for n in $(nodes); do p=$(dpid "$n"); [[ -z $p ]] || stop_pid "$p" 30 & done
+    wait
+  fi
+  pids=$(lab_pids)
+  if [[ -n $pids ]]; then
+    log "stopping leftover processes: $(echo $pids)"
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 2
+    for p in $(lab_pids); do kill -KILL "$p" 2>/dev/null || true; done
+    sleep 0.5
+  fi
+  for n in $(nodes) br; do netns_exists "$(ns "$n")" && ip netns del "$(ns "$n")"; done
+  ip link del "$P-h" 2>/dev/null || true # normally gone with its peer in the bridge netns
+  if [[ -d $LAB ]]; then
+    # the lab's mounts live in the daemons' private mount namespaces; unmount defensively anyway
+    awk -v l="$LAB/" 'index($5,l)==1{print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" || true; done
+    local rmnetns=0; [[ -f $LAB/.created-run-netns ]] && rmnetns=1
+    rm -rf "$LAB"
+    if ((rmnetns)) && [[ -d /run/netns && -z $(ls -A /run/netns) ]]; then umount /run/netns 2>/dev/null || true; rmdir /run/netns 2>/dev/null || true; fi
+  fi
+  verify_clean
+  log "DOWN in $(since "$t0")s"
+}
+
+verify_clean() {
+  local bad=0 n
+  for n in br $(nodes); do netns_exists "$(ns "$n")" && { log "LEFT: netns $(ns "$n")"; bad=1; }; done
+  ip link show "$P-h" >/dev/null 2>&1 && { log "LEFT: interface $P-h"; bad=1; }
+  [[ -n $(lab_pids) ]] && { log "LEFT: processes $(echo $(lab_pids))"; bad=1; }
+  grep -qF " $LAB/" /proc/self/mountinfo && { log "LEFT: mounts under $LAB"; bad=1; }
+  [[ -e $LAB ]] && { log "LEFT: $LAB"; bad=1; }
+  ((bad == 0)) || die "teardown incomplete"
+  log "verified: no lab process, netns, interface, mount or file left"
+}
+
+cmd_status() {
+  local n out
+  for n in $(managers); do
+    alive "$n" && ping_node "$n" || continue
+    dk "$n" node ls 2>/dev/null || continue
+    echo
+    dk "$n" service ps "${STACK}_capstan" --filter desired-state=running --format 'table {{.Node}}\t{{.CurrentState}}\t{{.Error}}' 2>/dev/null || true
+    break
+  done
+  echo
+  for n in $(managers); do
+    out=$(RPC_TIMEOUT=3 rpc_call "$n" manager.status 2>/dev/null | jq -c '.result | {leading, leaderNodeId, nodeId, uptimeSeconds}' 2>/dev/null) || out="(no answer)"
+    printf '%-6s %-15s %s\n' "$n" "$(addr "$n")" "$out"
+  done
+  echo
+  if alive infra && ping_node infra; then dk infra ps --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' 2>/dev/null; fi
+}
+
+cmd_env() {
+  local n=${1:-n1}
+  addr "$n" >/dev/null
+  echo "export DOCKER_HOST=unix://$(sock "$n")"
+  if [[ $n != infra ]]; then echo "export CAPSTAN_URL=http://$(addr "$n"):8640 CAPSTAN_TOKEN_FILE=$LAB/token"; fi
+}
+
+cmd_kill() { local p; p=$(dpid "$1"); [[ -n $p ]] || die "no pid for $1"; kill -"${2:-KILL}" "$p"; echo "$p"; }
+
+cmd_start() {
+  alive "$1" && die "$1 already running"
+  start_daemon "$1"
+  wait_ping "$1" 60
+  [[ $1 == infra ]] && infra_forwarding
+  return 0
+}
+
+cmd_rpc() { # method [params] [node]
+  local m=$1 params=${2:-} n
+  if [[ -n ${3:-} ]]; then rpc_call "$3" "$m" "$params"; echo; return; fi
+  for n in $(managers); do
+    if out=$(rpc_call "$n" "$m" "$params" 2>/dev/null); then echo "$out"; return; fi
+  done
+  die "no manager answers"
+}
+
+[[ $(id -u) == 0 ]] || die "run as root"
+case ${1:-} in
+  up) cmd_up "${2:-}" ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env "${2:-}" ;;
+  kill) cmd_kill "${2:?NODE}" "${3:-KILL}" ;;
+  start) cmd_start "${2:?NODE}" ;;
+  rpc) cmd_rpc "${2:?METHOD}" "${3:-}" "${4:-}" ;;
+  deploy) images; secrets; deploy; wait_api 180 ;;
+  addr) addr "${2:?NODE}" ;;
+  how) cmd_how ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
+esac
