@@ -1,0 +1,188 @@
+import t from 'tap';
+import { bytesOf, constraintMisfit, decide, policyOf, preview, type Decision } from '../../src/autoscale/decide.js';
+import { group, node, state, status, task } from './fixtures.js';
+
+const ups = (ds: readonly Decision[]) => ds.filter((d) => d.action === 'scale-up');
+const downs = (ds: readonly Decision[]) => ds.filter((d) => d.action === 'scale-down');
+const why = (ds: readonly Decision[], reason: Decision['reason']) => ds.find((d) => d.action === 'none' && d.reason === reason);
+
+t.test('policy: defaults, memory quantities, problems', async (t) => {
+  const p = policyOf(group('web', 1, { autoscale: { scaleUpDelay: undefined } }));
+  t.ok(p && 'policy' in p);
+  if (p && 'policy' in p) {
+    t.equal(p.policy.enabled, true);
+    t.equal(p.policy.cooldown, '1m');
+    t.same(p.policy.platform, { os: 'linux', architecture: 'x86_64' });
+  }
+  t.equal(policyOf({ ...group('web', 1), autoscale: undefined }), undefined, 'no section: not autoscaled');
+  const bad = policyOf(group('web', 1, { autoscale: { cpus: 0, memory: '2 gigs' } }));
+  t.match(bad, { problem: /cpus.*memory|memory.*cpus/s });
+  t.match(policyOf({ ...group('web', 1), allocation: { logicalIds: ['a'] } }), { problem: /logicalIds/ });
+  t.equal(bytesOf('2GiB'), 2 * 2 ** 30);
+  t.equal(bytesOf('1.5GB'), 1.5e9);
+  t.equal(bytesOf(512), 512);
+  t.throws(() => bytesOf('2gb'));
+});
+
+t.test('constraints: swarmkit forms on a new machine', async (t) => {
+  const m = { role: 'worker' as const, labels: { pool: 'GPU' }, engineLabels: { zone: 'a' }, os: 'linux', architecture: 'x86_64' };
+  t.equal(constraintMisfit('node.labels.pool==gpu', m), undefined, 'values compare case-insensitively');
+  t.match(constraintMisfit('node.labels.pool!=gpu', m), /not met/);
+  t.equal(constraintMisfit('node.labels.disk!=ssd', m), undefined, 'a missing label is ""');
+  t.match(constraintMisfit('node.labels.disk==ssd', m), /not met/);
+  t.equal(constraintMisfit(' engine.labels.zone == a ', m), undefined);
+  t.equal(constraintMisfit('node.role==worker', m), undefined);
+  t.match(constraintMisfit('node.role==manager', m), /not met/);
+  t.equal(constraintMisfit('node.platform.os==linux', m), undefined);
+  t.equal(constraintMisfit('node.platform.arch==amd64', m), undefined, 'amd64 is x86_64');
+  t.match(constraintMisfit('node.platform.os!=linux', m), /not met/);
+  t.match(constraintMisfit('node.hostname==db-1', m), /names one node/);
+  t.equal(constraintMisfit('node.id!=abc', m), undefined);
+  t.match(constraintMisfit('node.labels.pool=gpu', m), /not of the form/);
+  t.match(constraintMisfit('node.weather==sunny', m), /does not understand/);
+});
+
+t.test('a task pending past scaleUpDelay that fits no node adds one machine', async (t) => {
+  const out = decide(state({ pending: [task('t1', { since: 50_000 })] }));
+  t.match(ups(out.decisions), [{ group: 'web', count: 1, size: 3, reason: 'pending-tasks', tasks: ['t1'] }]);
+  t.match(ups(out.decisions)[0]!.message, /pending for up to 10s/);
+});
+
+t.test('two pending tasks that fit one machine add one machine; more add enough for all at once', async (t) => {
+  t.match(ups(decide(state({ pending: [task('a', { nanoCpus: 2e9 }), task('b', { nanoCpus: 2e9 })] })).decisions), [{ count: 1, tasks: ['a', 'b'] }]);
+  // 3 + 3 + 2 + 1 + 1 CPUs on 4-CPU machines, first-fit decreasing: [3,1] [3,1] [2] = 3 machines.
+  const five = [3, 1, 2, 3, 1].map((c, i) => task(`t${i}`, { nanoCpus: c * 1e9 }));
+  t.match(ups(decide(state({ pending: five })).decisions), [{ count: 3, size: 5 }]);
+  // Memory binds too: three tasks of 3 GiB on 8 GiB machines need two.
+  const mem = [1, 2, 3].map((i) => task(`m${i}`, { nanoCpus: 0, memoryBytes: 3 * 2 ** 30 }));
+  t.match(ups(decide(state({ pending: mem })).decisions), [{ count: 2 }]);
+});
+
+t.test('a task whose constraint no group meets scales nothing and says why', async (t) => {
+  const out = decide(state({ pending: [task('gpu', { constraints: ['node.labels.pool==gpu'] })] }));
+  t.same(ups(out.decisions), []);
+  const d = why(out.decisions, 'no-fitting-group');
+  t.match(d, { group: '', tasks: ['gpu'] });
+  t.match(d?.message, /gpu \(svc-gpu\): group web: constraint "node\.labels\.pool==gpu" is not met/);
+  const big = decide(state({ pending: [task('big', { nanoCpus: 64e9 })] }));
+  t.match(why(big.decisions, 'no-fitting-group')?.message, /reserves 64 CPUs, 4 are free/);
+  const arm = decide(state({ pending: [task('arm', { platforms: [{ os: 'linux', architecture: 'arm64' }] })] }));
+  t.match(why(arm.decisions, 'no-fitting-group')?.message, /platforms \(linux\/arm64\) exclude linux\/x86_64/);
+  const odd = decide(state({ pending: [task('odd', { constraints: ['node.weather==sunny'] })] }));
+  t.match(why(odd.decisions, 'no-fitting-group')?.message, /does not understand/);
+  const generic = decide(state({ pending: [task('g', { genericResources: true })] }));
+  t.match(why(generic.decisions, 'no-fitting-group')?.message, /generic resources/);
+});
+
+t.test('the group whose machines fit is chosen; labels come from the policy and the swarm flavor', async (t) => {
+  const web = group('web', 1);
+  const gpu = group('gpu', 0, { autoscale: { labels: { pool: 'gpu' }, cpus: 8, memory: '32GiB' } });
+  const groups = [{ spec: gpu, status: status(gpu, []) }, { spec: web, status: status(web, ['n0']) }];
+  const out = decide(state({ groups, nodes: [node('n0', 'web')], pending: [task('a', { constraints: ['node.labels.pool==gpu'] }), task('b', { constraints: ['engine.labels.zone==a', 'engine.labels.capstan.group==web'] })] }));
+  t.match(ups(out.decisions), [{ group: 'gpu', count: 1, tasks: ['a'] }, { group: 'web', count: 1, tasks: ['b'] }]);
+  const templated = decide(state({ pending: [task('c', { constraints: ['engine.labels.host==x'] })] }));
+  t.same(ups(templated.decisions), [], 'a templated flavor label is unknown before boot');
+  const mgr = group('mgr', 1, { kind: 'swarm-manager' });
+  const roles = decide(state({ groups: [{ spec: mgr }], nodes: [], pending: [task('m', { constraints: ['node.role==manager'] })] }));
+  t.match(ups(roles.decisions), [], 'a manager group still has its one machine booting');
+  t.match(why(roles.decisions, 'booting'), { group: 'mgr', tasks: ['m'] });
+});
+
+t.test('delay not reached: nothing yet, and when to look again', async (t) => {
+  const out = decide(state({ pending: [task('t1', { since: 59_000 })] }));
+  t.same(ups(out.decisions), []);
+  t.match(why(out.decisions, 'delay'), { group: 'web', tasks: ['t1'] });
+  t.equal(out.nextAt, 61_000);
+  t.match(ups(decide(state({ now: 61_000, pending: [task('t1', { since: 59_000 })] })).decisions), [{ count: 1 }]);
+});
+
+t.test('machines still booting are counted, so nothing is launched twice', async (t) => {
+  // Desired 3, two nodes ready: one machine is booting and takes the task.
+  const spec = group('web', 3);
+  const base = state({ spec, groups: [{ spec, status: status(spec, ['n0', 'n1']) }], nodes: [node('n0', 'web'), node('n1', 'web')] });
+  const one = decide({ ...base, pending: [task('a', { nanoCpus: 3e9 })] });
+  t.same(ups(one.decisions), []);
+  t.match(why(one.decisions, 'booting'), { group: 'web', tasks: ['a'] });
+  const two = decide({ ...base, pending: [task('a', { nanoCpus: 3e9 }), task('b', { nanoCpus: 3e9 })] });
+  t.match(ups(two.decisions), [{ count: 1, size: 4, tasks: ['b'] }]);
+  // A node that is down is not ready: its machine still counts as booting (or being replaced).
+  const down = decide({ ...base, nodes: [node('n0', 'web'), node('n1', 'web', { ready: false })], pending: [task('a', { nanoCpus: 3e9 }), task('b', { nanoCpus: 3e9 })] });
+  t.same(ups(down.decisions), []);
+});
+
+t.test('bounds.max holds; the next fitting group takes the rest', async (t) => {
+  const full = decide(state({ spec: group('web', 2, { max: 3 }), pending: [task('a', { nanoCpus: 4e9 }), task('b', { nanoCpus: 4e9 })] }));
+  t.match(ups(full.decisions), [{ count: 1, size: 3 }]);
+  t.match(why(full.decisions, 'bounds'), { group: 'web', tasks: ['b'], message: /bounds.max 3/ });
+  const a = group('a', 1, { max: 1 });
+  const b = group('b', 0);
+  const spill = decide(state({ groups: [{ spec: a, status: status(a, ['n0']) }, { spec: b }], nodes: [node('n0', 'a')], pending: [task('x')] }));
+  t.match(ups(spill.decisions), [{ group: 'b', count: 1 }]);
+});
+
+t.test('cooldown: no second scale-up of a group within it, and when it ends', async (t) => {
+  const s = state({ pending: [task('a')] });
+  const out = decide({ ...s, lastScaled: { web: { at: 30_000, action: 'scale-up' } } });
+  t.same(ups(out.decisions), []);
+  t.match(why(out.decisions, 'cooldown'), { group: 'web', message: /scaled up 30s ago, cooldown 1m/ });
+  t.equal(out.nextAt, 90_000);
+  t.match(ups(decide({ ...s, lastScaled: { web: { at: 30_000, action: 'scale-down' } } }).decisions), [{ count: 1 }], 'a removal does not delay needed capacity');
+});
+
+t.test('disabled or invalid policies do nothing; invalid ones say why', async (t) => {
+  const off = decide(state({ spec: group('web', 2, { autoscale: { enabled: false } }), pending: [task('a')] }));
+  t.same(ups(off.decisions), []);
+  t.match(why(off.decisions, 'no-fitting-group')?.message, /no group has autoscale enabled/);
+  const bad = decide(state({ spec: group('web', 2, { autoscale: { cpus: 'many' } }), pending: [task('a')] }));
+  t.match(why(bad.decisions, 'invalid-policy'), { group: 'web', message: /cpus/ });
+});
+
+const idleState = (over: { size?: number; min?: number; idleSince?: number; pending?: ReturnType<typeof task>[] } = {}) => {
+  const spec = group('web', over.size ?? 2, { ...(over.min === undefined ? {} : { min: over.min }) });
+  const nodes = [node('n0', 'web'), node('n1', 'web', { idleSince: over.idleSince ?? 0 })];
+  return state({ now: 700_000, spec, groups: [{ spec, status: status(spec, ['n0', 'n1']) }], nodes, pending: over.pending ?? [] });
+};
+
+t.test('scale-down: a worker idle for scaleDownIdle is removed, naming its instance', async (t) => {
+  const out = decide(idleState());
+  t.match(downs(out.decisions), [{ group: 'web', action: 'scale-down', reason: 'idle', instanceId: 'i-n1', nodeId: 'n1', size: 1 }]);
+  const young = decide(idleState({ idleSince: 650_000 }));
+  t.same(downs(young.decisions), []);
+  t.equal(young.nextAt, 1_250_000, 'looks again when the idle time is reached');
+});
+
+t.test('scale-down: never below min, never while a scale-up is pending, respects cooldown', async (t) => {
+  const atMin = decide(idleState({ min: 2 }));
+  t.same(downs(atMin.decisions), []);
+  t.match(why(atMin.decisions, 'bounds'), { nodeId: 'n1', message: /bounds.min 2/ });
+  const wanted = decide(idleState({ pending: [task('a', { constraints: ['node.hostname!=host-n1'], since: 699_000 })] }));
+  t.same(downs(wanted.decisions), []);
+  t.match(why(wanted.decisions, 'scale-up-pending'), { group: 'web' });
+  const booting = decide(idleState({ size: 3 }));
+  t.same(downs(booting.decisions), [], 'a booting machine means a scale-up is under way');
+  const cool = decide({ ...idleState(), lastScaled: { web: { at: 690_000, action: 'scale-down' } } });
+  t.same(downs(cool.decisions), []);
+  t.match(why(cool.decisions, 'cooldown'), { nodeId: 'n1' });
+  t.equal(cool.nextAt, 750_000);
+  const unfit = decide(idleState({ pending: [task('gpu', { constraints: ['node.labels.pool==gpu'] })] }));
+  t.match(downs(unfit.decisions), [{ nodeId: 'n1' }], 'a task no group could ever run does not pin idle workers');
+});
+
+t.test('scale-down: managers, unlinked nodes and nodes a pending task could use stay', async (t) => {
+  const s = idleState();
+  const manager = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { idleSince: 0, role: 'manager' })] });
+  t.same(downs(manager.decisions), []);
+  const unlinked = decide({ ...s, nodes: [node('n0', 'web'), node('n9', 'web', { idleSince: 0 })] });
+  t.same(downs(unlinked.decisions), [], 'no instance is known for the node');
+  // A task Swarm has not placed yet but that n1 could run (it names n1): n1 has work coming.
+  const needed = decide({ ...s, pending: [task('pin', { constraints: ['node.hostname==host-n1'] })] });
+  t.same(downs(needed.decisions), []);
+  const twoIdle = decide({ ...s, nodes: [node('n0', 'web', { idleSince: 10 }), node('n1', 'web', { idleSince: 0 })] });
+  t.match(downs(twoIdle.decisions), [{ nodeId: 'n1' }], 'one at a time, the longest idle first');
+});
+
+t.test('preview: what a spec about to be committed would do', async (t) => {
+  const s = state({ pending: [task('a', { nanoCpus: 6e9 })] });
+  t.same(ups(preview(s).decisions), []);
+  t.match(ups(preview(s, group('web', 2, { autoscale: { cpus: 8 } })).decisions), [{ group: 'web', count: 1 }]);
+});
