@@ -3,7 +3,12 @@ import { CapstanError, ErrorCode } from '../errors.js';
 
 /** A result already serialized to JSON, spliced into the response as is (large results cached per controller pass). */
 export class RawJson {
+  #bytes?: Buffer;
   constructor(readonly json: string) {}
+  /** UTF-8, encoded once however often it is sent. */
+  get bytes(): Buffer {
+    return (this.#bytes ??= Buffer.from(this.json));
+  }
 }
 
 /** A whole response already serialized (the leader's answer to a forwarded call). */
@@ -61,4 +66,15 @@ export function serializeResponse(r: AnyResponse): string {
     // A result JSON cannot carry (a cycle, a BigInt) is the server's fault, not the caller's.
     return JSON.stringify(errorResponse(r.id, JSONRPCErrorCode.InternalError, 'Internal error'));
   }
+}
+
+const closing = Buffer.from('}');
+
+/**
+ * The HTTP body of one response. A large pre-serialized result goes out as pieces around its cached bytes,
+ * never copied into a new buffer per request.
+ */
+export function responseBody(r: AnyResponse): string | Buffer[] {
+  if (r instanceof RawResponse || !(r.result instanceof RawJson) || r.result.json.length < 16_384) return serializeResponse(r);
+  return [Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(r.id)},"result":`), r.result.bytes, closing];
 }

@@ -11,7 +11,7 @@ import { forwardCall, forwardedHeader, leaderUrl } from './forward.js';
 import { groupMethods, type Method } from './methods.js';
 import { rpcCalls } from './metrics.js';
 import { openRpcDocument } from './openrpc.js';
-import { checkEnvelope, errorResponse, isErrorResponse, parseError, RawJson, RawResponse, serializeResponse, toRpcError, tooLarge, type AnyResponse } from './protocol.js';
+import { checkEnvelope, errorResponse, isErrorResponse, parseError, RawJson, RawResponse, responseBody, serializeResponse, toRpcError, tooLarge, type AnyResponse } from './protocol.js';
 
 export const defaultPort = 8640;
 
@@ -68,6 +68,7 @@ interface CallContext {
 }
 
 const readyTimeoutMs = 2000;
+const json = 'application/json; charset=utf-8';
 
 /**
  * The API server: JSON-RPC 2.0 at POST /rpc plus /healthz, /readyz and /metrics. Not listening yet:
@@ -130,7 +131,7 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
   }
 
   /** A whole HTTP body in, the HTTP answer out (undefined when only notifications came). Calls of a batch run in order. */
-  async function handle(body: string, ctx: CallContext): Promise<string | undefined> {
+  async function handle(body: string, ctx: CallContext): Promise<string | Buffer[] | undefined> {
     let payload: unknown;
     try {
       payload = JSON.parse(body);
@@ -139,7 +140,7 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
     }
     if (!Array.isArray(payload)) {
       const response = await one(payload, ctx);
-      return response ? serializeResponse(response) : undefined;
+      return response ? responseBody(response) : undefined;
     }
     if (payload.length === 0) return serializeResponse(errorResponse(null, JSONRPCErrorCode.InvalidRequest, 'Invalid Request'));
     if (payload.length > maxBatch) return serializeResponse(tooLarge(`a batch holds at most ${maxBatch} calls`));
@@ -173,7 +174,14 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
     };
     const answer = await handle(typeof req.body === 'string' ? req.body : '', ctx);
     if (answer === undefined) return reply.code(204).send();
-    return reply.type('application/json; charset=utf-8').send(answer);
+    if (typeof answer === 'string') return reply.type(json).send(answer);
+    // Pieces of a large answer are written as they are, in one corked write, instead of joined per request.
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': json, 'content-length': answer.reduce((n, b) => n + b.length, 0) });
+    res.cork();
+    for (const piece of answer) res.write(piece);
+    res.end();
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
