@@ -2,7 +2,7 @@ import t from 'tap';
 import { ErrorCode } from '../../src/errors.js';
 import { methodNames } from '../../src/rpc/catalog.js';
 import { convergedStatus } from '../support/recording-controller.js';
-import { spec, startServer } from './harness.js';
+import { spec, startServer, token } from './harness.js';
 
 t.test('group.commit stores a version, applies it and returns the plan; pretend stores nothing', async (t) => {
   const h = await startServer(t);
@@ -271,4 +271,29 @@ t.test('manager.status and rpc.discover answer without a token', async (t) => {
     const [, section, name] = /#\/components\/(\w+)\/(\w+)/.exec(ref) ?? [];
     t.ok(section && doc.components[section]?.[name!], ref);
   }
+});
+
+t.test('a large describe is served from one serialization per status, whole, alone or in a batch, and forwarded', async (t) => {
+  const h = await startServer(t);
+  await h.call('group.commit', { spec: spec('big', 5, { bounds: {} }) });
+  const status = convergedStatus('big', 1, 1000);
+  h.controller.statuses.set('big', status);
+  const expected = { ...status, converged: true };
+  const res = await fetch(`${h.url}/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 'x"1', method: 'group.describe', params: { id: 'big' } }),
+  });
+  const text = await res.text();
+  t.equal(Number(res.headers.get('content-length')), Buffer.byteLength(text));
+  t.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+  t.same(JSON.parse(text), { jsonrpc: '2.0', id: 'x"1', result: expected });
+  t.ok(text.length > 100_000);
+
+  const batch = await h.post(JSON.stringify([1, 2].map((id) => ({ jsonrpc: '2.0', id, method: 'group.describe', params: { id: 'big' } }))), { authorization: `Bearer ${token}` });
+  t.same(batch.body, [1, 2].map((id) => ({ jsonrpc: '2.0', id, result: expected })));
+
+  const follower = await startServer(t, { forwardPort: h.port });
+  follower.lead.status = { nodeId: 'node-b', leading: false, leaderNodeId: 'node-a', leaderAddr: '127.0.0.1' };
+  t.same((await follower.call('group.describe', { id: 'big' })).result, expected);
 });
