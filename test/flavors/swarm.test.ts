@@ -9,16 +9,22 @@ import {
   swarmFlavorKinds,
   type SwarmNode,
 } from '../../src/flavors/swarm.js';
+import { CapstanError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { dockerProviderKind } from '../../src/providers/docker/index.js';
 import type { Instance } from '../../src/spi/index.js';
+import { createDocker } from '../../src/swarm/docker.js';
 import { engine, engineHost } from '../support/engine.js';
 
 const docker = engine();
 const group = `t-swarm-${randomBytes(3).toString('hex')}`;
 const [workerKind, managerKind] = swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 });
-const provider = dockerProviderKind({ logger: silentLogger }).create({ engine: engineHost() });
 const service = `${group}-sleep`;
+// The machines get a network of their own, like a subnet of a real cloud, and reach the manager at the host's
+// address there: nothing in this file then depends on the engine's default bridge.
+await docker.createNetwork({ Name: group, Labels: { 'capstan.test': group } });
+const managerAddr = `${(await docker.getNetwork(group).inspect()).IPAM.Config![0]!.Gateway as string}:2377`;
+const provider = dockerProviderKind({ logger: silentLogger }).create({ engine: engineHost(), network: group });
 
 t.teardown(async () => {
   await docker.getService(service).remove().catch(() => undefined);
@@ -27,6 +33,7 @@ t.teardown(async () => {
   for (const node of (await docker.listNodes()) as SwarmNode[]) {
     if (node.Description?.Engine?.Labels?.[GROUP_LABEL] === group) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
   }
+  await docker.getNetwork(group).remove();
 });
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
@@ -104,6 +111,7 @@ t.test('prepare renders a join script with the right token and a link', async (t
 
 t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
   const flavor = workerKind!.create({
+    managerAddr,
     drainTimeout: '40s',
     // An existing daemon.json: the script merges its labels in rather than overwrite it.
     before: `printf '{\\n  "debug": false\\n}\\n' >/etc/docker/daemon.json`,
@@ -127,7 +135,11 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
     t.equal(node.Description?.Engine?.Labels?.['capstan.instance'], instances[n]!.tags[LINK_TAG], 'the node links to its instance');
     t.equal(node.Description?.Engine?.Labels?.['capstan-test'], group, 'templated extra label');
   }
-  const logs = (await docker.getContainer(instances[0]!.id).logs({ stdout: true, stderr: true })).toString('utf8');
+  const logs = await until('the init script to finish', async () => {
+    const text = (await docker.getContainer(instances[0]!.id).logs({ stdout: true, stderr: true })).toString('utf8');
+    return text.includes('init exited') ? text : undefined;
+  });
+  t.match(logs, 'init exited 0');
   t.match(logs, `joined ${group} as worker`, 'the after fragment ran');
   t.match(logs, `{"labels":["capstan.instance=${instances[0]!.tags[LINK_TAG]}","capstan.group=${group}","capstan-test=${group}"],"debug":false}`);
   t.notOk(logs.includes((await docker.swarmInspect()).JoinTokens.Worker), 'the token is not in the logs');
@@ -177,6 +189,66 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
   t.same(await removeOrphanNodes(docker, live, { group: 'another-group' }), [], 'other groups are left alone');
   t.same(await removeOrphanNodes(docker, live, { group }), [nodeIds[1 - from]]);
   t.same((await flavor.health([other])).get(other.id), { health: 'unknown' }, 'no node links to it any more');
+});
+
+t.test('managers on a private Swarm: join Reachable, quorum refusal, demote on drain and removal', async (t) => {
+  // The shared Swarm must keep its single manager: these managers join a Swarm of their own, whose first manager is
+  // a machine too, its dockerd reachable over TCP from here.
+  const machines = dockerProviderKind({ logger: silentLogger }).create({
+    engine: engineHost(),
+    network: group,
+    env: { DOCKERD_ARGS: '-H tcp://0.0.0.0:2375 --tls=false' },
+  });
+  const [seed] = await machines.provision(
+    [{ tags: { 'capstan.group': group, 'capstan.config': 'seed' }, init: 'docker swarm init --advertise-addr eth0 >/dev/null' }],
+    `${group}-seed`,
+  );
+  const own = createDocker(`tcp://${seed!.address}:2375`, 10_000);
+  await until('the private Swarm', async () => {
+    const nodes = (await own.listNodes().catch(() => [])) as SwarmNode[];
+    return nodes.some((n) => n.Status.State === 'ready' && n.ManagerStatus?.Reachability === 'reachable');
+  });
+  const [, kind] = swarmFlavorKinds({ docker: own, logger: silentLogger, pollMs: 200 });
+  const flavor = kind!.create({ drainTimeout: '10s' });
+  const specs = await Promise.all(
+    ['m2', 'm3'].map((logicalId) => flavor.prepare({ tags: { 'capstan.group': group, 'capstan.config': 'm' }, init: '', logicalId }, { groupId: group, configHash: 'm', logicalId })),
+  );
+  const [m2, m3] = await machines.provision(specs, `${group}-managers`);
+  const t0 = Date.now();
+  const healthy = await until('both managers to join', async () => {
+    const reports = await flavor.health([m2!, m3!]);
+    return [...reports.values()].every((h) => h.health === 'healthy') ? reports : undefined;
+  });
+  t.comment(`2 managers Ready and Reachable ${Date.now() - t0} ms after provision`);
+  const managerIds = async (): Promise<string[]> => ((await own.listNodes({ filters: JSON.stringify({ role: ['manager'] }) })) as SwarmNode[]).map((n) => n.ID);
+  t.equal((await managerIds()).length, 3);
+
+  // m3 vanishes: demoting m2 now would leave the seed and the unreachable m3, one reachable of two.
+  await docker.getContainer(m3!.id).kill();
+  const m3Node = healthy.get(m3!.id)!.link!;
+  await until('m3 to be unreachable', async () => {
+    const node = (await own.getNode(m3Node).inspect()) as SwarmNode;
+    return node.ManagerStatus?.Reachability === 'unreachable';
+  });
+  t.equal((await flavor.health([m3!])).get(m3!.id)?.health, 'unhealthy', 'an unreachable manager is unhealthy');
+  const refused = await flavor.drain(m2!).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.ok(refused instanceof CapstanError && refused.kind === 'quorum', 'drain of m2 is refused: quorum');
+  t.match((refused as Error).message, /1 reachable of 2/);
+  t.ok((await managerIds()).includes(healthy.get(m2!.id)!.link!), 'm2 is still a manager');
+
+  // Removing the vanished m3 is safe (two reachable of two remain); then m2 can go too.
+  await machines.destroy([m3!.id]);
+  await flavor.destroyed(m3!);
+  t.same((await managerIds()).sort(), [healthy.get(m2!.id)!.link!, (await own.info()).Swarm.NodeID].sort(), 'm3 demoted and removed');
+  await flavor.drain(m2!);
+  const m2Node = (await own.getNode(healthy.get(m2!.id)!.link!).inspect()) as SwarmNode;
+  t.equal(m2Node.Spec.Role, 'worker', 'drain demotes a manager');
+  t.equal(m2Node.Spec.Availability, 'drain');
+  t.equal((await flavor.health([m2!])).get(m2!.id)?.health, 'unhealthy');
+  await machines.destroy([m2!.id, seed!.id]);
 });
 
 t.test('drain and destroyed of an instance that never joined are no-ops', async (t) => {
