@@ -23,7 +23,7 @@ const service = `${group}-sleep`;
 // The machines get a network of their own, like a subnet of a real cloud, and reach the manager at the host's
 // address there: nothing in this file then depends on the engine's default bridge.
 await docker.createNetwork({ Name: group, Labels: { 'capstan.test': group } });
-const managerAddr = `${(await docker.getNetwork(group).inspect()).IPAM.Config![0]!.Gateway as string}:2377`;
+const managerAddr = `${(await docker.getNetwork(group).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
 const provider = dockerProviderKind({ logger: silentLogger }).create({ engine: engineHost(), network: group });
 
 t.teardown(async () => {

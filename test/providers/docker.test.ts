@@ -11,7 +11,7 @@ const group = `t-docker-${randomBytes(3).toString('hex')}`;
 const kind = dockerProviderKind({ logger: silentLogger });
 // A network of the machines' own: the address reported must be theirs on it.
 await docker.createNetwork({ Name: group, Labels: { 'capstan.test': group } });
-const subnet = (await docker.getNetwork(group).inspect()).IPAM.Config![0]!.Subnet as string;
+const subnet = (await docker.getNetwork(group).inspect()).IPAM!.Config![0]!.Subnet as string;
 const properties = { engine: engineHost(), network: group, memory: '256m', env: { CAPSTAN_TEST: group } };
 const provider = kind.create(properties);
 
