@@ -109,8 +109,8 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
     if (!methodSchemas.has(method as never)) return next(request, ctx);
     if (!ctx.authorized && !publicMethods.has(method)) throw new CapstanError('unauthorized', 'missing or wrong bearer token');
     const checked = { ...request, params: checkParams(method, request.params) };
-    // Only the leader's controller acts and knows the groups' state, so every group call runs there.
     if (local.has(method)) return next(checked, ctx);
+    // Only the leader's controller acts and knows the groups' state, so every group call runs there.
     const lead = leadership.status();
     if (lead.leading) return next(checked, ctx);
     if (ctx.forwarded || !lead.leaderAddr) throw new CapstanError('noLeader', 'no replica leads right now; retry shortly', { leaderNodeId: lead.leaderNodeId });
