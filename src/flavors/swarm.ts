@@ -50,7 +50,8 @@ export interface SwarmFlavorOptions {
 
 export const swarmFlavorSchema: object = readSchema('swarm-flavor.json');
 const validateSchema = new Ajv({ allErrors: true, strict: false }).compile<SwarmFlavorProperties>(swarmFlavorSchema);
-const VARIABLE = /\{\{([^{}]*)\}\}/g;
+/** {{UPPER_CASE}} is a variable; any other {{...}}, such as a `docker --format` template, is left as it is. */
+const VARIABLE = /\{\{([A-Z][A-Z0-9_]*)\}\}/g;
 /** What may be substituted verbatim into a shell script. */
 const SHELL_SAFE = /^[A-Za-z0-9._:@/+=,-]*$/;
 const ACTIVE_TASK_STATES = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);

@@ -59,6 +59,7 @@ t.test('validate: schema, template variables, odd manager counts', async (t) => 
   t.match(managerKind!.validate!({}, { logicalIds: ['m1', 'm2'] }), [/^\/allocation\/logicalIds: .*odd number/]);
   t.match(managerKind!.validate!({}, { size: 4 }), [/^\/allocation\/size: .*odd number/]);
   t.same(workerKind!.validate!({}, { logicalIds: ['w1', 'w2'] }), [], 'workers may be any number');
+  t.same(workerKind!.validate!({ after: "docker info --format '{{.Swarm.NodeID}} {{json .Labels}}'" }, { size: 1 }), [], 'docker templates are not variables');
   t.throws(() => workerKind!.create({ after: '{{NOPE}}' }), /unknown template variable/);
 });
 
@@ -97,11 +98,12 @@ t.test('health from linked nodes', async (t) => {
 t.test('prepare renders a join script with the right token and a link', async (t) => {
   const swarm = await docker.swarmInspect();
   const ctx = { groupId: group, configHash: 'abc123', logicalId: 'm-1' };
-  const manager = await managerKind!.create({ managerAddr: '10.9.9.9', after: 'echo "I am {{LOGICAL_ID}} in {{GROUP_ID}}"' }).prepare({ tags: { a: 'b' }, init: '' }, ctx);
+  const after = 'echo "I am {{LOGICAL_ID}} in {{GROUP_ID}}"; docker info --format \'{{.Swarm.NodeID}}\'';
+  const manager = await managerKind!.create({ managerAddr: '10.9.9.9', after }).prepare({ tags: { a: 'b' }, init: '' }, ctx);
   t.match(manager.tags, { a: 'b', [LINK_TAG]: /^[0-9a-f-]{36}$/ });
   t.ok(manager.init.includes(`token='${swarm.JoinTokens.Manager}'`), 'manager token');
   t.ok(manager.init.includes("'10.9.9.9:2377'"), 'managerAddr overrides, with the default port');
-  t.ok(manager.init.includes(`echo "I am m-1 in ${group}"`), 'templated fragment');
+  t.ok(manager.init.includes(`echo "I am m-1 in ${group}"; docker info --format '{{.Swarm.NodeID}}'`), 'templated fragment');
   t.equal(manager.init.split(swarm.JoinTokens.Manager).length, 2, 'the token appears once, in an assignment only');
   const worker = await workerKind!.create({}).prepare({ tags: {}, init: '' }, ctx);
   t.ok(worker.init.includes(`token='${swarm.JoinTokens.Worker}'`), 'worker token');
