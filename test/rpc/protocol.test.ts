@@ -85,6 +85,19 @@ t.test('a body over 1 MiB is refused with a JSON-RPC error and HTTP 413', async 
   t.equal(res.status, 413);
   t.same(res.body, { jsonrpc: '2.0', id: null, error: { code: ErrorCode.tooLarge, message: 'request body over 1048576 bytes' } });
   t.same(h.store.writes, []);
+
+  // Without a content-length: the limit holds while the body streams in.
+  const chunk = new TextEncoder().encode('x'.repeat(64 * 1024));
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent++ < 32) controller.enqueue(chunk);
+      else controller.close();
+    },
+  });
+  const chunked = await fetch(`${h.url}/rpc`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: stream, duplex: 'half' } as RequestInit);
+  t.equal(chunked.status, 413);
+  t.equal((await chunked.json()).error.code, ErrorCode.tooLarge);
   t.equal((await h.call('group.list')).result.length, 0, 'the server still answers');
 });
 
