@@ -12,6 +12,7 @@
 #    dockerd in the host's network namespace (no bridge, no iptables changes, stopped afterwards; its layer cache
 #    under $CAPSTAN_BUILD_DIR makes a rebuild after a source change take seconds); then `docker save | docker load`.
 #    The legacy builder is used (the CLI has no buildx here; dockerd is 20.10).
+#    CAPSTAN_BUILD_ON=target|private skips the probe.
 # 3. Idempotent: the image carries a label with a hash of everything it is built from; an engine whose capstan:dev
 #    has the same hash is left alone, so a run where nothing changed takes about a second.
 set -euo pipefail
@@ -124,10 +125,15 @@ priv_stop() {
   awk -v r="$PRIV/" 'index($5,r)==1{print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
 }
 
-transfer() { # from to
-  local t0=$SECONDS
-  docker -H "$1" save "$IMAGE" | docker -H "$2" load -q >/dev/null
-  log "loaded $IMAGE onto $2 in $((SECONDS - t0)) s"
+transfer() { # from to...: one save, loads in parallel
+  local src=$1 t0=$SECONDS t pids=() rc=0; shift
+  (($#)) || return 0
+  docker -H "$src" save -o "$WORK/image.tar" "$IMAGE"
+  for t in "$@"; do docker -H "$t" load -q -i "$WORK/image.tar" >/dev/null & pids+=($!); done
+  for t in "${pids[@]}"; do wait "$t" || rc=1; done
+  rm -f "$WORK/image.tar"
+  ((rc == 0)) || die "docker load failed"
+  log "loaded $IMAGE onto $# engine(s) in $((SECONDS - t0)) s"
 }
 
 mkdir -p "$WORK"
@@ -143,15 +149,19 @@ if ((${#todo[@]} == 0)); then log "$IMAGE is up to date on ${#targets[@]} engine
 src=""
 # An engine that already has this build serves as the source for the others.
 for t in "${targets[@]}"; do [[ $(label_on "$t") == "$hash" ]] && { src=$t; break; }; done
+# CAPSTAN_BUILD_ON: auto (probe), target, or private (the lab: its nodes never reach the registry).
+where=${CAPSTAN_BUILD_ON:-auto}
 if [[ -z $src ]]; then
-  ensure_base "${todo[0]}"
-  if registry_reachable "${todo[0]}"; then
+  if [[ $where == auto ]]; then ensure_base "${todo[0]}"; if registry_reachable "${todo[0]}"; then where=target; else where=private; fi; fi
+  if [[ $where == target ]]; then
     build_on "${todo[0]}" "$hash"; src=${todo[0]}
   else
-    log "the npm registry is not reachable from ${todo[0]}'s network: building on a private engine in the host's network"
+    log "building on a private engine in the host's network (${todo[0]} cannot reach the npm registry)"
     trap priv_stop EXIT
     priv_start
     build_on "unix://$PRIV/docker.sock" "$hash"; src=unix://$PRIV/docker.sock
   fi
 fi
-for t in "${todo[@]}"; do [[ $t == "$src" ]] || transfer "$src" "$t"; done
+rest=()
+for t in "${todo[@]}"; do [[ $t == "$src" ]] || rest+=("$t"); done
+transfer "$src" "${rest[@]}"

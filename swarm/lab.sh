@@ -191,7 +191,7 @@ images() {
   # both builds at once: the machine image is host files only, the Capstan image mostly waits on npm
   CAPSTAN_BUILD_DIR=$BUILD_DIR DOCKER_HOST="unix://$(sock infra)" "$HERE/build-images.sh" >"$LAB/images-machine.log" 2>&1 &
   local mpid=$!
-  CAPSTAN_BUILD_DIR=$BUILD_DIR DOCKER_HOST="unix://$(sock n1)" "$HERE/build-capstan-image.sh" "${others[@]}" 2>&1 | tee "$LAB/images-capstan.log" >&2 || rc=1
+  CAPSTAN_BUILD_ON=private CAPSTAN_BUILD_DIR=$BUILD_DIR DOCKER_HOST="unix://$(sock n1)" "$HERE/build-capstan-image.sh" "${others[@]}" 2>&1 | tee "$LAB/images-capstan.log" >&2 || rc=1
   wait "$mpid" || { cat "$LAB/images-machine.log" >&2; die "building the machine image failed"; }
   ((rc == 0)) || die "building the Capstan image failed"
   log "images ready on every node in $(since "$t0")s"
@@ -322,11 +322,15 @@ leave_node() { # remove every container (machines first, on infra), leave the Sw
 cmd_down() {
   local t0 n p pids; t0=$(now)
   if [[ -d $LAB ]]; then
+    local t=$(now)
     leave_node infra
+    log "machines removed in $(since "$t")s"; t=$(now)
     for n in $(managers); do leave_node "$n" & done
     wait
+    log "managers left the Swarm in $(since "$t")s"; t=$(now)
     for n in $(nodes); do p=$(dpid "$n"); [[ -z $p ]] || stop_pid "$p" 30 & done
     wait
+    log "dockerd stopped in $(since "$t")s"
   fi
   pids=$(lab_pids)
   if [[ -n $pids ]]; then
