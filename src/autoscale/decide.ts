@@ -110,6 +110,7 @@ export type Reason =
   | 'booting'
   | 'no-fitting-group'
   | 'scale-up-pending'
+  | 'converging'
   | 'invalid-policy';
 
 export interface Decision {
@@ -150,6 +151,7 @@ interface Model {
   readonly max: number;
   readonly members: readonly NodeView[];
   readonly instanceOf: ReadonlyMap<string, string>;
+  readonly converged: boolean;
 }
 
 interface Placeable {
@@ -231,6 +233,7 @@ function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView
     max: spec.bounds?.max ?? Infinity,
     members,
     instanceOf,
+    converged: g.status?.converged ?? false,
   };
 }
 
@@ -367,8 +370,9 @@ export function decide(state: AutoscaleState): Outcome {
   // Scale-down: one idle worker per group, only while no capacity is wanted anywhere.
   const wanted = fittingTasks > 0 || [...booting.values()].some((n) => n > 0);
   for (const m of models) {
+    // Only serving workers: a node an operator drained or paused is theirs to deal with.
     const idle = m.members
-      .filter((n) => n.role === 'worker' && n.idleSince !== undefined && m.instanceOf.has(n.id))
+      .filter((n) => n.role === 'worker' && n.ready && n.active && n.idleSince !== undefined && m.instanceOf.has(n.id))
       .sort((a, b) => a.idleSince! - b.idleSince! || (a.id < b.id ? -1 : 1));
     const idleFor = durationMs(m.policy.scaleDownIdle);
     for (const n of idle) later(n.idleSince! + idleFor);
@@ -379,6 +383,8 @@ export function decide(state: AutoscaleState): Outcome {
     const idleS = (now - candidate.idleSince!) / 1000;
     const until = cooling(m, 'scale-down');
     if (wanted) notes.push({ ...base, action: 'none', reason: 'scale-up-pending', message: `worker ${candidate.id} idle ${idleS}s stays: pending tasks or booting machines want capacity` });
+    // A rolling update or repair adds and removes machines itself; an idle new machine may be its replacement.
+    else if (!m.converged) notes.push({ ...base, action: 'none', reason: 'converging', message: `worker ${candidate.id} idle ${idleS}s stays: group ${m.id} has not converged` });
     else if (m.desired - 1 < m.min) notes.push({ ...base, action: 'none', reason: 'bounds', message: `worker ${candidate.id} idle ${idleS}s stays: group ${m.id} is at bounds.min ${m.min}` });
     else if (until !== undefined) {
       later(until);

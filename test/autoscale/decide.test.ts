@@ -168,7 +168,7 @@ t.test('scale-down: never below min, never while a scale-up is pending, respects
   t.match(downs(unfit.decisions), [{ nodeId: 'n1' }], 'a task no group could ever run does not pin idle workers');
 });
 
-t.test('scale-down: managers, unlinked nodes and nodes a pending task could use stay', async (t) => {
+t.test('scale-down: managers, unlinked, drained nodes, nodes a pending task could use, groups converging stay', async (t) => {
   const s = idleState();
   const manager = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { idleSince: 0, role: 'manager' })] });
   t.same(downs(manager.decisions), []);
@@ -177,6 +177,11 @@ t.test('scale-down: managers, unlinked nodes and nodes a pending task could use 
   // A task Swarm has not placed yet but that n1 could run (it names n1): n1 has work coming.
   const needed = decide({ ...s, pending: [task('pin', { constraints: ['node.hostname==host-n1'] })] });
   t.same(downs(needed.decisions), []);
+  const drained = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { idleSince: 0, active: false })] });
+  t.same(downs(drained.decisions), [], 'an operator drained it: not the autoscaler\'s');
+  const rolling = decide({ ...s, groups: [{ ...s.groups[0]!, status: { ...s.groups[0]!.status!, converged: false } }] });
+  t.same(downs(rolling.decisions), []);
+  t.match(why(rolling.decisions, 'converging'), { nodeId: 'n1' });
   const twoIdle = decide({ ...s, nodes: [node('n0', 'web', { idleSince: 10 }), node('n1', 'web', { idleSince: 0 })] });
   t.match(downs(twoIdle.decisions), [{ nodeId: 'n1' }], 'one at a time, the longest idle first');
 });
