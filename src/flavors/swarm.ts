@@ -311,6 +311,12 @@ class SwarmFlavor implements Flavor {
     const nodes = linked(await this.swarm.nodes()).get(instance.tags[LINK_TAG] ?? '') ?? [];
     for (const node of nodes) await removeNode(this.swarm, node);
   }
+
+  /** Removes the group's Down nodes whose machines are gone, such as one removed behind Capstan's back. */
+  async tidy(groupId: string, live: readonly Instance[]): Promise<void> {
+    const links = new Set(live.map((i) => i.tags[LINK_TAG]).filter((l): l is string => l !== undefined));
+    await removeOrphans(this.swarm, links, groupId);
+  }
 }
 
 async function removeNode(swarm: Swarm, node: SwarmNode): Promise<void> {
@@ -346,22 +352,19 @@ function swarmOf(docker: Docker, logger?: Logger, pollMs?: number): Swarm {
  * `group` (or, without `group`, of every group). Managers are demoted first, unless that would lose quorum (then
  * skipped). Returns the removed node ids.
  */
-export async function removeOrphanNodes(
-  docker: Docker,
-  liveLinks: ReadonlySet<string>,
-  options: { group?: string; logger?: Logger } = {},
-): Promise<string[]> {
-  const swarm = swarmOf(docker, options.logger);
+/** Removes Down nodes of `group` whose link is not live; returns their ids. */
+async function removeOrphans(swarm: Swarm, liveLinks: ReadonlySet<string>, group: string): Promise<string[]> {
   const orphans = (await swarm.nodes()).filter((n) => {
     const labels = n.Description?.Engine?.Labels ?? {};
     const link = labels[INSTANCE_LABEL];
-    return n.Status.State === 'down' && link !== undefined && !liveLinks.has(link) && (options.group === undefined || labels[GROUP_LABEL] === options.group);
+    return n.Status.State === 'down' && link !== undefined && !liveLinks.has(link) && labels[GROUP_LABEL] === group;
   });
   const removed: string[] = [];
   for (const node of orphans) {
     try {
       await removeNode(swarm, node);
       removed.push(node.ID);
+      swarm.logger.info({ event: 'node.removed', node: node.ID, reason: 'machine gone' }, 'removed the Down node of a vanished machine');
     } catch (err) {
       swarm.logger.warn({ node: node.ID, err: String(err) }, 'could not remove orphan node');
     }

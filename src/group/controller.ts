@@ -176,6 +176,7 @@ class GroupLoop {
     const members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
     this.observed = members;
     this.health = await cfg.flavor.health(members);
+    await cfg.flavor.tidy?.(cfg.version.id, members);
     for (const i of members) {
       if (this.health.get(i.id)?.health === 'healthy') {
         if (!this.healthySince.has(i.id)) this.healthySince.set(i.id, now);

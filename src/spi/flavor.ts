@@ -24,6 +24,8 @@ export interface Flavor {
   drain(instance: Instance): Promise<void>;
   /** Cleans up cluster state once the machine is gone (for example removes a Swarm node). */
   destroyed(instance: Instance): Promise<void>;
+  /** Each pass: clean up members whose machines vanished without Capstan (for example their Down Swarm nodes). */
+  tidy?(groupId: string, live: readonly Instance[]): Promise<void>;
 }
 
 export interface FlavorKind {

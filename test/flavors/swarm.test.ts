@@ -5,7 +5,6 @@ import {
   LINK_TAG,
   assessNodes,
   quorumRefusal,
-  removeOrphanNodes,
   swarmFlavorKinds,
   type SwarmNode,
 } from '../../src/flavors/swarm.js';
@@ -182,14 +181,19 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
   // The other machine vanishes without destroyed(): its node goes Down and the orphan cleanup removes it.
   await docker.getService(service).remove();
   await provider.destroy([other.id]);
-  const live = new Set<string>();
-  t.same(await removeOrphanNodes(docker, live, { group }), [], 'a node that is not Down yet is kept');
+  const listed2 = async () => ((await docker.listNodes()) as SwarmNode[]).map((n) => n.ID);
+  const otherNode = nodeIds[1 - from]!;
+  await flavor.tidy!(group, []);
+  t.ok((await listed2()).includes(otherNode), 'a node that is not Down yet is kept');
   const down0 = Date.now();
   await until('the node to go Down', async () => (await flavor.health([other])).get(other.id)?.health === 'unhealthy', 60_000);
   t.comment(`node Down ${Date.now() - down0} ms after its machine vanished`);
-  t.same(await removeOrphanNodes(docker, new Set([other.tags[LINK_TAG]!]), { group }), [], 'a live instance keeps its node');
-  t.same(await removeOrphanNodes(docker, live, { group: 'another-group' }), [], 'other groups are left alone');
-  t.same(await removeOrphanNodes(docker, live, { group }), [nodeIds[1 - from]]);
+  await flavor.tidy!(group, [other]);
+  t.ok((await listed2()).includes(otherNode), 'a live instance keeps its node');
+  await flavor.tidy!('another-group', []);
+  t.ok((await listed2()).includes(otherNode), 'other groups are left alone');
+  await flavor.tidy!(group, []);
+  t.notOk((await listed2()).includes(otherNode), 'the Down node of the vanished machine is removed');
   t.same((await flavor.health([other])).get(other.id), { health: 'unknown' }, 'no node links to it any more');
 });
 
