@@ -37,6 +37,22 @@ export function problemsOf(errors: readonly ErrorObject[] | null | undefined, pr
   return out;
 }
 
+/** A provider's or flavor's properties: the named kind exists, its schema holds, then its own checks. */
+function checkPlugin(
+  at: string,
+  key: string,
+  name: string,
+  kinds: ReadonlyMap<string, { readonly schema: object }>,
+  properties: unknown,
+  validate: (properties: unknown) => string[],
+): Problem[] {
+  const kind = kinds.get(name);
+  if (!kind) return [{ path: `${at}/${key}`, message: `unknown ${key === 'kind' ? 'flavor' : key} "${name}"; known: ${[...kinds.keys()].join(', ')}` }];
+  const check = compile(kind.schema);
+  if (!check(properties)) return problemsOf(check.errors, `${at}/properties`);
+  return validate(properties).map((message) => ({ path: `${at}/properties`, message }));
+}
+
 /** Desired member count of a group. */
 export function desiredSize(spec: GroupSpec): number {
   return 'size' in spec.allocation ? spec.allocation.size : spec.allocation.logicalIds.length;
@@ -53,21 +69,9 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   const allocation = spec.allocation;
 
   const provider = plugins.providers.get(spec.instance.provider);
-  if (!provider) {
-    problems.push({ path: '/instance/provider', message: `unknown provider "${spec.instance.provider}"; known: ${[...plugins.providers.keys()].join(', ')}` });
-  } else {
-    const check = compile(provider.schema);
-    if (!check(spec.instance.properties)) problems.push(...problemsOf(check.errors, '/instance/properties'));
-    else problems.push(...(provider.validate?.(spec.instance.properties) ?? []).map((message) => ({ path: '/instance/properties', message })));
-  }
+  problems.push(...checkPlugin('/instance', 'provider', spec.instance.provider, plugins.providers, spec.instance.properties, (p) => provider?.validate?.(p) ?? []));
   const flavor = plugins.flavors.get(spec.flavor.kind);
-  if (!flavor) {
-    problems.push({ path: '/flavor/kind', message: `unknown flavor "${spec.flavor.kind}"; known: ${[...plugins.flavors.keys()].join(', ')}` });
-  } else {
-    const check = compile(flavor.schema);
-    if (!check(spec.flavor.properties)) problems.push(...problemsOf(check.errors, '/flavor/properties'));
-    else problems.push(...(flavor.validate?.(spec.flavor.properties, allocation) ?? []).map((message) => ({ path: '/flavor/properties', message })));
-  }
+  problems.push(...checkPlugin('/flavor', 'kind', spec.flavor.kind, plugins.flavors, spec.flavor.properties, (p) => flavor?.validate?.(p, allocation) ?? []));
 
   const { min, max } = spec.bounds ?? {};
   const size = desiredSize(spec);
