@@ -152,6 +152,9 @@ interface Model {
   readonly members: readonly NodeView[];
   readonly instanceOf: ReadonlyMap<string, string>;
   readonly converged: boolean;
+  readonly delayMs: number;
+  readonly idleMs: number;
+  readonly cooldownMs: number;
 }
 
 interface Placeable {
@@ -234,6 +237,9 @@ function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView
     members,
     instanceOf,
     converged: g.status?.converged ?? false,
+    delayMs: durationMs(policy.scaleUpDelay),
+    idleMs: durationMs(policy.scaleDownIdle),
+    cooldownMs: durationMs(policy.cooldown),
   };
 }
 
@@ -275,17 +281,20 @@ export function decide(state: AutoscaleState): Outcome {
     const last = state.lastScaled?.[m.id];
     // Needed capacity does not wait for a removal's cooldown; everything else does.
     if (!last || (action === 'scale-up' && last.action === 'scale-down')) return undefined;
-    const until = last.at + durationMs(m.policy.cooldown);
+    const until = last.at + m.cooldownMs;
     return until > now ? until : undefined;
   };
 
   // Scale-up: first-fit decreasing of the pending tasks into machines still booting, then into new machines.
-  const bins: Bin[] = [];
+  // Per group, booting machines first, then new ones in the order they were opened.
+  const bins = new Map<Model, Bin[]>();
+  const opened = new Map<Model, number>();
   const booting = new Map<string, number>();
   for (const m of models) {
     const count = Math.max(0, m.desired - m.members.filter((n) => n.ready).length);
     booting.set(m.id, count);
-    for (let i = 0; i < count; i++) bins.push({ group: m, booting: true, nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, tasks: [] });
+    bins.set(m, Array.from({ length: count }, () => ({ group: m, booting: true, nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, tasks: [] })));
+    opened.set(m, 0);
   }
   const unfit: { task: PendingTask; why: string }[] = [];
   const waiting = new Map<string, PendingTask[]>();
@@ -301,18 +310,18 @@ export function decide(state: AutoscaleState): Outcome {
       continue;
     }
     fittingTasks++;
-    const due = fitting.filter((m) => now - task.since >= durationMs(m.policy.scaleUpDelay));
+    const due = fitting.filter((m) => now - task.since >= m.delayMs);
     if (!due.length) {
       for (const m of fitting) {
-        later(task.since + durationMs(m.policy.scaleUpDelay));
+        later(task.since + m.delayMs);
         waiting.set(m.id, [...(waiting.get(m.id) ?? []), task]);
       }
       continue;
     }
-    const fits = (b: Bin) => due.includes(b.group) && task.nanoCpus <= b.nanoCpus && task.memoryBytes <= b.memoryBytes;
-    let bin = bins.find(fits);
+    let bin: Bin | undefined;
+    for (const m of due) if ((bin = bins.get(m)!.find((b) => task.nanoCpus <= b.nanoCpus && task.memoryBytes <= b.memoryBytes))) break;
     if (!bin) {
-      const open = due.find((m) => cooling(m, 'scale-up') === undefined && m.desired + bins.filter((b) => b.group === m && !b.booting).length < m.max);
+      const open = due.find((m) => cooling(m, 'scale-up') === undefined && m.desired + opened.get(m)! < m.max);
       if (!open) {
         // Held back: say so for the first group it would have gone to.
         const m = due[0]!;
@@ -328,16 +337,18 @@ export function decide(state: AutoscaleState): Outcome {
         continue;
       }
       bin = { group: open, booting: false, nanoCpus: open.nanoCpus, memoryBytes: open.memoryBytes, tasks: [] };
-      bins.push(bin);
+      bins.get(open)!.push(bin);
+      opened.set(open, opened.get(open)! + 1);
     }
     bin.nanoCpus -= task.nanoCpus;
     bin.memoryBytes -= task.memoryBytes;
     bin.tasks.push(task.id);
   }
-  const oldest = (ids: readonly string[]) => Math.max(...state.pending.filter((t) => ids.includes(t.id)).map((t) => now - t.since));
+  const since = new Map(state.pending.map((t) => [t.id, t.since]));
+  const oldest = (ids: readonly string[]) => ids.reduce((a, id) => Math.max(a, now - since.get(id)!), 0);
   for (const m of models) {
-    const added = bins.filter((b) => b.group === m && !b.booting);
-    const covered = bins.filter((b) => b.group === m && b.booting).flatMap((b) => b.tasks);
+    const added = bins.get(m)!.filter((b) => !b.booting);
+    const covered = bins.get(m)!.filter((b) => b.booting).flatMap((b) => b.tasks);
     if (added.length) {
       const ids = added.flatMap((b) => b.tasks);
       actions.push({
@@ -374,23 +385,29 @@ export function decide(state: AutoscaleState): Outcome {
     const idle = m.members
       .filter((n) => n.role === 'worker' && n.ready && n.active && n.idleSince !== undefined && m.instanceOf.has(n.id))
       .sort((a, b) => a.idleSince! - b.idleSince! || (a.id < b.id ? -1 : 1));
-    const idleFor = durationMs(m.policy.scaleDownIdle);
+    const idleFor = m.idleMs;
     for (const n of idle) later(n.idleSince! + idleFor);
-    // Tasks pending for a reason other than this group's machines could still land on an idle node.
-    const candidate = idle.find((n) => now - n.idleSince! >= idleFor && !state.pending.some((t) => !misfit(t, n, n.nanoCpus - n.reservedNanoCpus, n.memoryBytes - n.reservedMemoryBytes)));
-    if (!candidate) continue;
-    const base = { at: now, group: m.id, nodeId: candidate.id, instanceId: m.instanceOf.get(candidate.id)! };
-    const idleS = (now - candidate.idleSince!) / 1000;
+    const due = idle.filter((n) => now - n.idleSince! >= idleFor);
+    if (!due.length) continue;
+    const note = (reason: Reason, why: string) => {
+      const n = due[0]!;
+      notes.push({ at: now, group: m.id, nodeId: n.id, instanceId: m.instanceOf.get(n.id)!, action: 'none', reason, message: `worker ${n.id} idle ${(now - n.idleSince!) / 1000}s stays: ${why}` });
+    };
     const until = cooling(m, 'scale-down');
-    if (wanted) notes.push({ ...base, action: 'none', reason: 'scale-up-pending', message: `worker ${candidate.id} idle ${idleS}s stays: pending tasks or booting machines want capacity` });
+    if (wanted) note('scale-up-pending', 'pending tasks or booting machines want capacity');
     // A rolling update or repair adds and removes machines itself; an idle new machine may be its replacement.
-    else if (!m.converged) notes.push({ ...base, action: 'none', reason: 'converging', message: `worker ${candidate.id} idle ${idleS}s stays: group ${m.id} has not converged` });
-    else if (m.desired - 1 < m.min) notes.push({ ...base, action: 'none', reason: 'bounds', message: `worker ${candidate.id} idle ${idleS}s stays: group ${m.id} is at bounds.min ${m.min}` });
+    else if (!m.converged) note('converging', `group ${m.id} has not converged`);
+    else if (m.desired - 1 < m.min) note('bounds', `group ${m.id} is at bounds.min ${m.min}`);
     else if (until !== undefined) {
       later(until);
-      notes.push({ ...base, action: 'none', reason: 'cooldown', message: `worker ${candidate.id} idle ${idleS}s stays until the cooldown ${m.policy.cooldown} of group ${m.id} ends` });
+      note('cooldown', `the cooldown ${m.policy.cooldown} of group ${m.id} has not ended`);
     } else {
-      actions.push({ ...base, action: 'scale-down', reason: 'idle', size: m.desired - 1, message: `worker ${candidate.id} (instance ${base.instanceId}) ran only global tasks for ${idleS}s` });
+      // A task pending for another reason (a resource or constraint only this node has) could still land here.
+      const n = due.find((n) => !state.pending.some((t) => !misfit(t, n, n.nanoCpus - n.reservedNanoCpus, n.memoryBytes - n.reservedMemoryBytes)));
+      if (!n) continue;
+      const instanceId = m.instanceOf.get(n.id)!;
+      const message = `worker ${n.id} (instance ${instanceId}) ran only global tasks for ${(now - n.idleSince!) / 1000}s`;
+      actions.push({ at: now, group: m.id, nodeId: n.id, instanceId, action: 'scale-down', reason: 'idle', size: m.desired - 1, message });
     }
   }
   return { decisions: [...actions, ...notes], ...(nextAt < Infinity ? { nextAt } : {}) };

@@ -218,10 +218,17 @@ export class Autoscaler {
     if ([...this.#unjudgedSince.values()].some((at) => now - at < UNJUDGED_MS)) this.#burstUntil = Math.max(this.#burstUntil, now + this.#o.settleMs);
 
     for (const [id, until] of this.#removed) if (until < now) this.#removed.delete(id);
+    const onNode = new Map<string, SwarmTask[]>();
+    for (const t of live) {
+      if (!t.NodeID) continue;
+      const list = onNode.get(t.NodeID);
+      if (list) list.push(t);
+      else onNode.set(t.NodeID, [t]);
+    }
     const views: NodeView[] = [];
     for (const n of nodes) {
       if (this.#removed.has(n.ID)) continue;
-      const mine = live.filter((t) => t.NodeID === n.ID);
+      const mine = onNode.get(n.ID) ?? [];
       const busy = mine.some((t) => !global.has(t.ServiceID));
       const ready = n.Status?.State === 'ready';
       if (busy || !ready) this.#idleSince.delete(n.ID);
