@@ -77,6 +77,8 @@ const BURST_MS = 1000;
 const UNJUDGED_MS = 5000;
 /** How long the watcher trusts its own action over a groups() that does not show it yet. */
 const EXPECT_MS = 60_000;
+/** How long a node being removed is left out while it is still listed (draining, then leaving). */
+const REMOVED_MS = 10 * 60_000;
 
 /**
  * Event-driven autoscaler. start() on gaining leadership, stop() on losing it; may be started again. Never throws
@@ -102,6 +104,7 @@ export class Autoscaler {
   readonly #expected = new Map<string, { size: number; until: number }>();
   readonly #removed = new Map<string, number>();
   readonly #failedAt = new Map<string, number>();
+  readonly #inflight = new Set<string>();
   readonly #history = new Map<string, Decision[]>();
   #shown = new Set<string>();
   #last?: AutoscaleState;
@@ -176,7 +179,7 @@ export class Autoscaler {
     this.#last = state;
     const outcome = decide(state);
     this.#record(outcome.decisions);
-    for (const d of outcome.decisions) if (d.action !== 'none' && this.#running) await this.#act(d);
+    for (const d of outcome.decisions) if (d.action !== 'none' && this.#running) this.#act(d);
     return outcome;
   }
 
@@ -217,7 +220,8 @@ export class Autoscaler {
     for (const id of this.#unjudgedSince.keys()) if (!unjudged.some((t) => t.ID === id)) this.#unjudgedSince.delete(id);
     if ([...this.#unjudgedSince.values()].some((at) => now - at < UNJUDGED_MS)) this.#burstUntil = Math.max(this.#burstUntil, now + this.#o.settleMs);
 
-    for (const [id, until] of this.#removed) if (until < now) this.#removed.delete(id);
+    const listed = new Set(nodes.map((n) => n.ID));
+    for (const [id, until] of this.#removed) if (until < now || !listed.has(id)) this.#removed.delete(id);
     const onNode = new Map<string, SwarmTask[]>();
     for (const t of live) {
       if (!t.NodeID) continue;
@@ -252,8 +256,7 @@ export class Autoscaler {
         ...(idleSince === undefined ? {} : { idleSince }),
       });
     }
-    const seen = new Set(nodes.map((n) => n.ID));
-    for (const id of this.#idleSince.keys()) if (!seen.has(id)) this.#idleSince.delete(id);
+    for (const id of this.#idleSince.keys()) if (!listed.has(id)) this.#idleSince.delete(id);
 
     return { now, groups: this.#groups(now), nodes: views, pending, lastScaled: { ...this.#lastScaled } };
   }
@@ -272,24 +275,38 @@ export class Autoscaler {
     });
   }
 
-  async #act(d: Decision): Promise<void> {
+  /**
+   * Starts the action without waiting for it: a removal drains first, which may take minutes, and must not hold up
+   * a scale-up. Until it settles, the state already reflects it (the size it aims at, the node it removes), so the
+   * next decisions neither repeat nor contradict it; a failure takes that back.
+   */
+  #act(d: Decision): void {
     const now = this.#o.clock();
     const failed = this.#failedAt.get(d.group);
     // After a failed call, let the backstop poll retry rather than every event.
-    if (failed !== undefined && now - failed < this.#o.pollMs) return;
-    try {
-      if (d.action === 'scale-up') await this.#o.scaleUp(d.group, d.count!, d.message);
-      else {
-        await this.#o.removeInstance(d.group, d.instanceId!, d.message);
-        this.#removed.set(d.nodeId!, now + EXPECT_MS);
-      }
-      this.#failedAt.delete(d.group);
-      this.#lastScaled[d.group] = { at: now, action: d.action as 'scale-up' | 'scale-down' };
-      this.#expected.set(d.group, { size: d.size!, until: now + EXPECT_MS });
-    } catch (err) {
-      this.#failedAt.set(d.group, now);
-      this.#o.logger.warn({ event: 'autoscale.failed', group: d.group, action: d.action, err: String(err) }, `${d.action} of ${d.group} failed`);
-    }
+    if (this.#inflight.has(d.group) || (failed !== undefined && now - failed < this.#o.pollMs)) return;
+    const previous = this.#lastScaled[d.group];
+    this.#inflight.add(d.group);
+    this.#lastScaled[d.group] = { at: now, action: d.action as 'scale-up' | 'scale-down' };
+    this.#expected.set(d.group, { size: d.size!, until: now + EXPECT_MS });
+    if (d.nodeId) this.#removed.set(d.nodeId, now + REMOVED_MS);
+    const call = d.action === 'scale-up' ? this.#o.scaleUp(d.group, d.count!, d.message) : this.#o.removeInstance(d.group, d.instanceId!, d.message);
+    call
+      .then(
+        () => this.#failedAt.delete(d.group),
+        (err: unknown) => {
+          this.#failedAt.set(d.group, this.#o.clock());
+          if (previous) this.#lastScaled[d.group] = previous;
+          else delete this.#lastScaled[d.group];
+          this.#expected.delete(d.group);
+          if (d.nodeId) this.#removed.delete(d.nodeId);
+          this.#o.logger.warn({ event: 'autoscale.failed', group: d.group, action: d.action, err: String(err) }, `${d.action} of ${d.group} failed`);
+        },
+      )
+      .finally(() => {
+        this.#inflight.delete(d.group);
+        this.trigger();
+      });
   }
 
   /** Logs, counts and keeps every action, and each decision not to act when it first appears. */
