@@ -1,6 +1,8 @@
 // `npm run bench`: every benchmark in turn; each prints its own table.
 import { benchAws } from './aws.js';
 import { benchGroup } from './group.js';
+import { benchRpc } from './rpc.js';
 
 await benchGroup();
 await benchAws();
+await benchRpc();

@@ -5,7 +5,10 @@ import { fileURLToPath } from 'node:url';
 /** The package root, found from this file whether it runs from src/ (tests) or dist/src/ (built). */
 const root = (() => {
   let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'schemas')) || !existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  while (!existsSync(join(dir, 'schemas')) || !existsSync(join(dir, 'package.json'))) {
+    if (dirname(dir) === dir) throw new Error(`no package root (schemas/ beside package.json) above ${fileURLToPath(import.meta.url)}`);
+    dir = dirname(dir);
+  }
   return dir;
 })();
 

@@ -64,6 +64,8 @@ class GroupLoop {
   private last: Plan | undefined;
   private lastError: GroupStatus['lastError'];
   private lastPassAt: string | undefined;
+  /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
+  private cached: GroupStatus | undefined;
   private errors = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -86,9 +88,14 @@ class GroupLoop {
     const hash = configHash(version.spec);
     if (this.cfg?.hash === hash) {
       this.cfg = { ...this.cfg, version };
+      this.last = undefined;
+      this.cached = undefined;
       return;
     }
     const { plugins } = this.o;
+    this.cached = undefined;
+    // Nothing is known of the new version until a pass has run on it.
+    this.last = undefined;
     this.cfg = {
       version,
       hash,
@@ -120,12 +127,14 @@ class GroupLoop {
 
   pause(): void {
     this.paused = true;
+    this.cached = undefined;
     this.log.info({ event: 'update.paused' }, 'rolling update paused');
   }
 
   resume(): void {
     this.paused = false;
     this.failure = undefined;
+    this.cached = undefined;
     this.log.info({ event: 'update.resumed' }, 'rolling update resumed');
     this.wake();
   }
@@ -162,6 +171,7 @@ class GroupLoop {
       this.recordError('observe', err);
       return undefined;
     } finally {
+      this.cached = undefined;
       end();
     }
   }
@@ -277,11 +287,17 @@ class GroupLoop {
 
   private recordError(operation: string, err: unknown): void {
     const e = err as { code?: string; name?: string; message?: string };
+    this.cached = undefined;
     this.lastError = { at: new Date(this.o.clock()).toISOString(), operation, code: String(e.code ?? e.name ?? 'Error'), message: String(e.message ?? err) };
     this.log.warn({ event: 'reconcile.error', operation, code: this.lastError.code, err: this.lastError.message }, `${operation} failed`);
   }
 
   status(): GroupStatus {
+    this.cached ??= this.build();
+    return this.cached;
+  }
+
+  private build(): GroupStatus {
     const spec = this.version.spec;
     const p = this.last;
     return {
