@@ -18,20 +18,21 @@ function compile(schema: object): ValidateFunction {
   return fn;
 }
 
-/** ajv's errors as problems with JSON paths; oneOf noise is folded into one message for its path. */
+/** ajv's errors as problems with JSON Pointer paths ("" is the root; an unknown key is named by its own path). */
 export function problemsOf(errors: readonly ErrorObject[] | null | undefined, prefix = ''): Problem[] {
   const out: Problem[] = [];
   const seen = new Set<string>();
   const oneOfPaths = new Set((errors ?? []).filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
   for (const e of errors ?? []) {
-    const path = prefix + e.instancePath;
+    const unknownKey = e.keyword === 'additionalProperties' ? `/${(e.params as { additionalProperty: string }).additionalProperty}` : '';
+    const path = prefix + e.instancePath + unknownKey;
     // Branch errors under a failed oneOf are reported once, by the oneOf itself.
     if (e.keyword !== 'oneOf' && [...oneOfPaths].some((p) => e.instancePath.startsWith(p) && e.schemaPath.includes('/oneOf/'))) continue;
     let message = e.message ?? 'is invalid';
-    if (e.keyword === 'additionalProperties') message = `unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+    if (unknownKey) message = 'unknown key';
     if (e.keyword === 'oneOf') message = path.endsWith('/allocation') ? 'must have exactly one of "size" (integer >= 0) or "logicalIds" (unique non-empty strings)' : 'must match exactly one allowed form';
     const key = `${path} ${message}`;
-    if (!seen.has(key)) out.push({ path: path || '/', message });
+    if (!seen.has(key)) out.push({ path, message });
     seen.add(key);
   }
   return out;

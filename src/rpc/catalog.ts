@@ -1,5 +1,6 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { CapstanError, type Problem } from '../errors.js';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { CapstanError } from '../errors.js';
+import { problemsOf } from '../group/spec.js';
 import { readSchema } from '../schemas.js';
 
 /** Every public method, in the order rpc.discover lists them. The names are the API's contract. */
@@ -54,13 +55,6 @@ const resultValidators = new Map<string, ValidateFunction>();
 
 const maxProblems = 20;
 
-export function problemsOf(errors: readonly ErrorObject[] | null | undefined): Problem[] {
-  return (errors ?? []).slice(0, maxProblems).map((e) => ({
-    path: e.keyword === 'additionalProperties' ? `${e.instancePath}/${String(e.params.additionalProperty)}` : e.instancePath,
-    message: e.message ?? e.keyword,
-  }));
-}
-
 const maxDepth = 64;
 
 /** Nesting depth of a parsed JSON value, walked without recursion so no input can exhaust the stack. */
@@ -87,7 +81,7 @@ export function checkParams(method: string, params: unknown): Record<string, unk
   const validate = paramValidators.get(method)!;
   if (!validate(value)) {
     const errors = (validate.errors ?? []).slice(0, maxProblems);
-    throw new CapstanError('invalidParams', `invalid params for ${method}`, { problems: problemsOf(errors), errors });
+    throw new CapstanError('invalidParams', `invalid params for ${method}`, { problems: problemsOf(errors).slice(0, maxProblems), errors });
   }
   return value as Record<string, unknown>;
 }

@@ -1,17 +1,5 @@
+import { canonicalJson as canonical } from '../group/identity.js';
 import type { GroupSpec } from '../spi/index.js';
-
-/** JSON with sorted keys, so equal specs compare equal whatever order their keys came in. */
-export function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
-}
-
-export function sizeOf(spec: GroupSpec): number {
-  return 'size' in spec.allocation ? spec.allocation.size : spec.allocation.logicalIds.length;
-}
 
 const show = (v: unknown): string => (v === undefined ? 'unset' : typeof v === 'string' ? v : canonical(v));
 

@@ -1,7 +1,8 @@
 import { CapstanError, InvalidError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GroupController, GroupSpec, GroupStatus, PlanPreview, SpecStore, SpecVersion } from '../spi/index.js';
-import { describeChanges, sizeOf } from './changes.js';
+import { desiredSize } from '../group/spec.js';
+import { describeChanges } from './changes.js';
 import { RawJson } from './protocol.js';
 
 export interface GroupServiceDeps {
@@ -131,7 +132,7 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
       const status = controller.status(p.id);
       if (status) return describeStatus(status);
       const sv = await current(p.id);
-      return { id: p.id, version: sv.version, size: sizeOf(sv.spec), converged: false, instances: [], update: idle };
+      return { id: p.id, version: sv.version, size: desiredSize(sv.spec), converged: false, instances: [], update: idle };
     },
 
     async 'group.list'() {
@@ -140,7 +141,7 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
         return {
           id: sv.id,
           version: sv.version,
-          size: sizeOf(sv.spec),
+          size: desiredSize(sv.spec),
           instances: status?.instances.length ?? 0,
           converged: !!status && status.version === sv.version && converged(status),
         };
@@ -164,7 +165,7 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
           const gone = new Set(p.instanceIds.map((i) => instances.get(i)!.logicalId));
           spec.allocation = { logicalIds: sv.spec.allocation.logicalIds.filter((l) => !gone.has(l)) };
         }
-        const size = sizeOf(spec);
+        const size = desiredSize(spec);
         checkBounds(spec, size);
         const version = await commit(validate(spec), sv.version, `destroyInstances: ${p.instanceIds.length}`);
         // Applied only after these instances went, so the loop does not pick its own victims for the lower size.
@@ -207,7 +208,7 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
     async 'group.history'(p: { id: string }) {
       const history = await store.history(p.id);
       if (!history.length) throw notFound(p.id);
-      return history.map((v, i) => ({ version: v.version, createdAt: v.createdAt, size: sizeOf(v.spec), changes: describeChanges(history[i - 1]?.spec, v.spec) }));
+      return history.map((v, i) => ({ version: v.version, createdAt: v.createdAt, size: desiredSize(v.spec), changes: describeChanges(history[i - 1]?.spec, v.spec) }));
     },
 
     'group.free': (p: { id: string }) =>
