@@ -66,6 +66,8 @@ export interface NodeView {
   readonly reservedMemoryBytes: number;
   /** Since when (epoch ms) it has run nothing but global-service tasks; undefined while it runs others. */
   readonly idleSince?: number;
+  /** Since when (epoch ms) it has been ready; undefined while it is not. */
+  readonly readySince?: number;
 }
 
 /** A task of a replicated service that Swarm keeps pending for want of a suitable node. */
@@ -167,6 +169,9 @@ interface Placeable {
   readonly architecture: string;
 }
 
+/** How long a node that just became ready counts as booting: the scheduler places pending tasks on it meanwhile. */
+export const SCHEDULER_GRACE_MS = 5000;
+
 const ARCH_ALIASES: Record<string, string> = { amd64: 'x86_64', x86_64: 'x86_64', arm64: 'aarch64', aarch64: 'aarch64', '386': 'i386', i386: 'i386' };
 const arch = (a: string): string => ARCH_ALIASES[a.toLowerCase()] ?? a.toLowerCase();
 const same = (a: string | undefined, b: string): boolean => (a ?? '').toLowerCase() === b.toLowerCase();
@@ -248,7 +253,9 @@ const machineOf = (m: Model): Placeable => ({ role: m.role, labels: m.labels, en
 /** A machine of a group, booting or to be added, as bin-packing fills it. */
 interface Bin {
   readonly group: Model;
+  /** A machine already there: booting, or a node that just joined (checked against the node itself). */
   readonly booting: boolean;
+  readonly node?: NodeView;
   nanoCpus: number;
   memoryBytes: number;
   readonly tasks: string[];
@@ -293,7 +300,13 @@ export function decide(state: AutoscaleState): Outcome {
   for (const m of models) {
     const count = Math.max(0, m.desired - m.members.filter((n) => n.ready).length);
     booting.set(m.id, count);
-    bins.set(m, Array.from({ length: count }, () => ({ group: m, booting: true, nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, tasks: [] })));
+    // A node that has just joined has not been offered the pending tasks by the scheduler yet: count it as booting.
+    const fresh = m.members.filter((n) => n.ready && n.active && n.readySince !== undefined && now - n.readySince < SCHEDULER_GRACE_MS);
+    for (const n of fresh) later(n.readySince! + SCHEDULER_GRACE_MS);
+    bins.set(m, [
+      ...fresh.map((n) => ({ group: m, booting: true, node: n, nanoCpus: n.nanoCpus - n.reservedNanoCpus, memoryBytes: n.memoryBytes - n.reservedMemoryBytes, tasks: [] })),
+      ...Array.from({ length: count }, () => ({ group: m, booting: true, nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, tasks: [] })),
+    ]);
     opened.set(m, 0);
   }
   const unfit: { task: PendingTask; why: string }[] = [];
@@ -319,7 +332,7 @@ export function decide(state: AutoscaleState): Outcome {
       continue;
     }
     let bin: Bin | undefined;
-    for (const m of due) if ((bin = bins.get(m)!.find((b) => task.nanoCpus <= b.nanoCpus && task.memoryBytes <= b.memoryBytes))) break;
+    for (const m of due) if ((bin = bins.get(m)!.find((b) => (b.node ? !misfit(task, b.node, b.nanoCpus, b.memoryBytes) : task.nanoCpus <= b.nanoCpus && task.memoryBytes <= b.memoryBytes)))) break;
     if (!bin) {
       const open = due.find((m) => cooling(m, 'scale-up') === undefined && m.desired + opened.get(m)! < m.max);
       if (!open) {
@@ -363,7 +376,8 @@ export function decide(state: AutoscaleState): Outcome {
       });
     }
     if (covered.length) {
-      notes.push({ at: now, group: m.id, action: 'none', reason: 'booting', tasks: covered, message: `${covered.length} pending task(s) fit the ${booting.get(m.id)} machine(s) of group ${m.id} still booting` });
+      const message = `${covered.length} pending task(s) fit machine(s) of group ${m.id} still booting (${booting.get(m.id)}) or just joined`;
+      notes.push({ at: now, group: m.id, action: 'none', reason: 'booting', tasks: covered, message });
     }
     const h = held.get(m.id);
     if (h) notes.push({ at: now, group: m.id, action: 'none', reason: h.reason, tasks: h.tasks, message: `${h.tasks.length} pending task(s) wait: ${h.message}` });

@@ -95,10 +95,11 @@ export class Autoscaler {
   #busy?: Promise<void>;
   #again = false;
   #burstUntil = 0;
-  /** When each pending task was first seen refused by the scheduler, and each node first seen idle. */
+  /** When each pending task was first seen refused by the scheduler, and each node first seen idle and ready. */
   readonly #pendingSince = new Map<string, number>();
   readonly #unjudgedSince = new Map<string, number>();
   readonly #idleSince = new Map<string, number>();
+  readonly #readySince = new Map<string, number>();
   readonly #lastScaled: Record<string, { at: number; action: 'scale-up' | 'scale-down' }> = {};
   /** Sizes this watcher committed that groups() may not show yet; nodes it removed that may still be listed. */
   readonly #expected = new Map<string, { size: number; until: number }>();
@@ -134,6 +135,7 @@ export class Autoscaler {
     this.#pendingSince.clear();
     this.#unjudgedSince.clear();
     this.#idleSince.clear();
+    this.#readySince.clear();
     this.#shown.clear();
   }
 
@@ -237,7 +239,10 @@ export class Autoscaler {
       const ready = n.Status?.State === 'ready';
       if (busy || !ready) this.#idleSince.delete(n.ID);
       else if (!this.#idleSince.has(n.ID)) this.#idleSince.set(n.ID, now);
+      if (!ready) this.#readySince.delete(n.ID);
+      else if (!this.#readySince.has(n.ID)) this.#readySince.set(n.ID, now);
       const idleSince = this.#idleSince.get(n.ID);
+      const readySince = this.#readySince.get(n.ID);
       const d = n.Description;
       views.push({
         id: n.ID,
@@ -254,9 +259,11 @@ export class Autoscaler {
         reservedNanoCpus: mine.reduce((a, t) => a + (t.Spec?.Resources?.Reservations?.NanoCPUs ?? 0), 0),
         reservedMemoryBytes: mine.reduce((a, t) => a + (t.Spec?.Resources?.Reservations?.MemoryBytes ?? 0), 0),
         ...(idleSince === undefined ? {} : { idleSince }),
+        ...(readySince === undefined ? {} : { readySince }),
       });
     }
     for (const id of this.#idleSince.keys()) if (!listed.has(id)) this.#idleSince.delete(id);
+    for (const id of this.#readySince.keys()) if (!listed.has(id)) this.#readySince.delete(id);
 
     return { now, groups: this.#groups(now), nodes: views, pending, lastScaled: { ...this.#lastScaled } };
   }

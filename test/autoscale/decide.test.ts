@@ -191,3 +191,17 @@ t.test('preview: what a spec about to be committed would do', async (t) => {
   t.same(ups(preview(s).decisions), []);
   t.match(ups(preview(s, group('web', 2, { autoscale: { cpus: 8 } })).decisions), [{ group: 'web', count: 1 }]);
 });
+
+t.test('a node that just joined counts as booting until the scheduler has had its chance', async (t) => {
+  // Desired 2, both ready, n1 for 1 s: the scheduler may not have placed the task on it yet.
+  const s = state({ nodes: [node('n0', 'web', { readySince: 0 }), node('n1', 'web', { readySince: 59_000 })], pending: [task('a')] });
+  const fresh = decide(s);
+  t.same(ups(fresh.decisions), []);
+  t.match(why(fresh.decisions, 'booting'), { group: 'web', tasks: ['a'], message: /just joined/ });
+  t.equal(fresh.nextAt, 64_000);
+  t.match(ups(decide({ ...s, now: 64_000 }).decisions), [{ count: 1 }], 'past the grace, a task it did not take needs a machine');
+  const full = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { readySince: 59_000, reservedNanoCpus: 3.5e9 })] });
+  t.match(ups(full.decisions), [{ count: 1 }], 'a fresh node without room for the task does not count');
+  const other = decide({ ...s, pending: [task('b', { constraints: ['node.hostname!=host-n1'] })] });
+  t.match(ups(other.decisions), [{ count: 1 }], 'nor one the task excludes');
+});

@@ -1,0 +1,130 @@
+// The whole loop on the tests' engine with real machines (docker provider, swarm-worker flavor): a task pending for
+// want of a node adds a machine, the machine joins and runs it, and once the task is gone the idle worker is removed.
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { Autoscaler, type Decision, type GroupView } from '../../src/autoscale/index.js';
+import { GROUP_LABEL, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
+import { silentLogger } from '../../src/log.js';
+import { dockerProviderKind } from '../../src/providers/docker/index.js';
+import type { GroupStatus, Instance } from '../../src/spi/index.js';
+import { engine, engineHost } from '../support/engine.js';
+import { group as groupSpec } from './fixtures.js';
+
+const docker = engine();
+const id = `as-m-${randomBytes(3).toString('hex')}`;
+const service = `${id}-work`;
+await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
+const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
+const provider = dockerProviderKind({ logger: silentLogger }).create({ engine: engineHost(), network: id });
+const flavor = swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 })[0]!.create({ managerAddr, drainTimeout: '20s' });
+
+t.teardown(async () => {
+  await docker.getService(service).remove().catch(() => undefined);
+  const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  for (const node of (await docker.listNodes()) as SwarmNode[]) {
+    if (node.Description?.Engine?.Labels?.[GROUP_LABEL] === id) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
+  }
+  await docker.getNetwork(id).remove();
+});
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 90_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+t.test('pending task -> one machine -> task runs -> task gone -> the idle worker is removed', async (t) => {
+  // What the lead's wiring does through the store and the controller, done here with the provider and flavor alone.
+  let size = 0;
+  let status: GroupStatus | undefined;
+  const ups: { count: number; at: number }[] = [];
+  const removals: { instanceId: string; reason: string; at: number }[] = [];
+  const spec = () => groupSpec(id, size, { min: 0, max: 2, autoscale: { scaleUpDelay: '0s', scaleDownIdle: '2s', cooldown: '0s', cpus: 1, memory: '512MiB' } });
+  let refreshing = true;
+  const refresh = (async () => {
+    while (refreshing) {
+      const instances = await provider.describe({ 'capstan.group': id });
+      const health = await flavor.health(instances);
+      status = {
+        id,
+        version: 1,
+        size,
+        configHash: 'c1',
+        instances: instances.map((i) => ({ id: i.id, state: i.state, config: 'c1', health: health.get(i.id)?.health ?? 'unknown', ...(health.get(i.id)?.link ? { link: health.get(i.id)!.link! } : {}) })),
+        converged: instances.length === size && [...health.values()].every((h) => h.health === 'healthy'),
+        update: { state: 'idle', total: size, done: 0, failed: 0 },
+      };
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  t.teardown(async () => {
+    refreshing = false;
+    await refresh;
+  });
+
+  const autoscaler = new Autoscaler({
+    docker,
+    logger: silentLogger,
+    pollMs: 1000,
+    groups: (): GroupView[] => [{ spec: spec(), ...(status ? { status } : {}) }],
+    scaleUp: async (_group, count) => {
+      ups.push({ count, at: Date.now() });
+      size += count;
+      const specs = await Promise.all(Array.from({ length: count }, () => flavor.prepare({ tags: { 'capstan.group': id, 'capstan.config': 'c1' }, init: '' }, { groupId: id, configHash: 'c1' })));
+      await provider.provision(specs, `${id}-${ups.length}`);
+    },
+    removeInstance: async (_group, instanceId, reason) => {
+      removals.push({ instanceId, reason, at: Date.now() });
+      size -= 1;
+      const instance = (await provider.describe({ 'capstan.group': id })).find((i: Instance) => i.id === instanceId)!;
+      await flavor.drain(instance);
+      await provider.destroy([instanceId]);
+      await flavor.destroyed(instance);
+    },
+  });
+  autoscaler.start();
+  t.teardown(() => autoscaler.stop());
+  await until('the first read of the Swarm', () => autoscaler.preview());
+
+  // Only a machine of this group can run it: its engine label capstan.group is set by the swarm flavor.
+  const created = await docker.createService({
+    Name: service,
+    TaskTemplate: {
+      ContainerSpec: { Image: 'capstan/busybox:dev', Command: ['sleep', '3600'] },
+      Resources: { Reservations: { NanoCPUs: 0.5e9 } },
+      Placement: { Constraints: [`engine.labels.capstan.group==${id}`] },
+    },
+    Mode: { Replicated: { Replicas: 1 } },
+  });
+  const t0 = Date.now();
+  await until('a scale-up', () => ups[0]);
+  t.comment(`service created -> scale-up call ${ups[0]!.at - t0} ms`);
+  const running = await until('the task to run on the new machine', async () => {
+    const tasks = (await docker.listTasks({ filters: { service: [created.id], 'desired-state': ['running'] } })) as { NodeID?: string; Status: { State: string } }[];
+    return tasks.find((x) => x.Status.State === 'running');
+  });
+  t.comment(`service created -> task running on the new machine ${Date.now() - t0} ms`);
+  const link = status?.instances.find((i) => i.link === running.NodeID);
+  t.ok(link, 'the task runs on the machine the autoscaler added');
+  t.same(ups.map((u) => u.count), [1], 'one machine, launched once while it booted');
+  t.same(removals, [], 'a busy worker stays');
+
+  await docker.getService(created.id).remove();
+  const t1 = Date.now();
+  const removal = await until('the idle worker to be removed', () => removals[0]);
+  t.comment(`service removed -> removal decision ${removal.at - t1} ms (scaleDownIdle 2s)`);
+  t.equal(removal.instanceId, link!.id, 'the decision names the instance of the idle node');
+  t.match(removal.reason, /ran only global tasks for/);
+  await until('the node to leave the Swarm', async () => (((await docker.listNodes()) as SwarmNode[]).some((n) => n.ID === running.NodeID) ? undefined : true));
+  t.equal(size, 0);
+  await new Promise((r) => setTimeout(r, 2000));
+  t.same(ups.map((u) => u.count), [1], 'no scale-up after the removal');
+  t.equal(removals.length, 1, 'bounds.min 0 reached: nothing more to remove');
+  const history = autoscaler.lastDecisions(id).map((d: Decision) => `${d.action}/${d.reason}`);
+  t.ok(history.includes('scale-up/pending-tasks') && history.includes('scale-down/idle'), history.join(', '));
+});
