@@ -300,9 +300,9 @@ lab_pids() {
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     # bash only (no grep whose own command line would name $LAB)
-    IFS= read -r -d '' cmd <"/proc/$p/cmdline" 2>/dev/null || true
+    { IFS= read -r -d '' cmd <"/proc/$p/cmdline"; } 2>/dev/null || true
     [[ -n $cmd ]] || continue
-    cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+    cmd=$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null) || continue
     [[ $cmd == *"$LAB/"* ]] && roots+=("$p")
   done
   ((${#roots[@]})) || return 0

@@ -1,6 +1,6 @@
 // End-to-end tests' handle on a lab of their own (swarm/lab.sh): unique state dir, netns/interface prefix and
 // subnet, so that it cannot collide with a developer's lab (default /tmp/capstan-lab, prefix clab, 10.77/16).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +99,11 @@ export class Lab {
 
   async down(): Promise<void> {
     await this.sh(['down'], 300_000);
+  }
+
+  /** For signal handlers, where nothing asynchronous runs any more. */
+  downSync(): void {
+    execFileSync('bash', [script, 'down'], { env: this.env(), stdio: 'inherit', timeout: 300_000 });
   }
 
   addr(node: string): string {
