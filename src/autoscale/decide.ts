@@ -3,6 +3,7 @@
  * reasons for not acting. No I/O and no clock: the watcher gathers the state and acts on the outcome.
  */
 import { Ajv } from 'ajv';
+import type { Problem } from '../errors.js';
 import { durationMs } from '../group/quantity.js';
 import { desiredSize } from '../group/spec.js';
 import { readSchema } from '../schemas.js';
@@ -24,6 +25,19 @@ export interface AutoscalePolicy {
 export const autoscaleSchema: object = readSchema('autoscale.json');
 const validatePolicy = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile<AutoscalePolicy>(autoscaleSchema);
 
+/**
+ * What makes an autoscale section unusable beyond its schema, for validateSpec to reject at commit. Only a sized
+ * swarm-worker group can be scaled: its machines join the Swarm as workers, and one more or one less is always
+ * valid (a swarm-manager group must stay odd).
+ */
+export function autoscaleProblems(spec: GroupSpec): Problem[] {
+  if (spec.autoscale === undefined) return [];
+  const problems: Problem[] = [];
+  if (!('size' in spec.allocation)) problems.push({ path: '/autoscale', message: 'a logicalIds group cannot be scaled by count: use a size allocation' });
+  if (spec.flavor.kind !== 'swarm-worker') problems.push({ path: '/autoscale', message: `only swarm-worker groups are autoscaled, not ${spec.flavor.kind}` });
+  return problems;
+}
+
 /** The group's policy with defaults, or why it has none that can act. */
 export function policyOf(spec: GroupSpec): { policy: AutoscalePolicy } | { problem: string } | undefined {
   if (spec.autoscale === undefined) return undefined;
@@ -31,8 +45,8 @@ export function policyOf(spec: GroupSpec): { policy: AutoscalePolicy } | { probl
   if (!validatePolicy(policy)) {
     return { problem: `invalid autoscale: ${(validatePolicy.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}` };
   }
-  if (!('size' in spec.allocation)) return { problem: 'a logicalIds group cannot be scaled by count' };
-  return { policy };
+  const problems = autoscaleProblems(spec);
+  return problems.length ? { problem: problems.map((p) => p.message).join('; ') } : { policy };
 }
 
 const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
@@ -145,7 +159,6 @@ interface Model {
   readonly policy: AutoscalePolicy;
   readonly nanoCpus: number;
   readonly memoryBytes: number;
-  readonly role: 'worker' | 'manager';
   readonly labels: Readonly<Record<string, string>>;
   readonly engineLabels: Readonly<Record<string, string>>;
   readonly desired: number;
@@ -216,9 +229,8 @@ function misfit(task: PendingTask, m: Placeable, nanoCpus: number, memoryBytes: 
   return undefined;
 }
 
-/** Engine labels a swarm flavor sets: capstan.group and its untemplated `labels`. */
+/** Engine labels the swarm flavor sets: capstan.group and its untemplated `labels`. */
 function flavorEngineLabels(spec: GroupSpec): Record<string, string> {
-  if (!spec.flavor.kind.startsWith('swarm-')) return {};
   const labels = (spec.flavor.properties as { labels?: Record<string, string> } | undefined)?.labels ?? {};
   return { ...Object.fromEntries(Object.entries(labels).filter(([, v]) => !v.includes('{{'))), 'capstan.group': spec.id };
 }
@@ -233,7 +245,6 @@ function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView
     policy,
     nanoCpus: Math.round(policy.cpus * 1e9),
     memoryBytes: bytesOf(policy.memory),
-    role: spec.flavor.kind === 'swarm-manager' ? 'manager' : 'worker',
     labels: policy.labels,
     engineLabels: { ...flavorEngineLabels(spec), ...policy.engineLabels },
     desired: desiredSize(spec),
@@ -248,7 +259,7 @@ function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView
   };
 }
 
-const machineOf = (m: Model): Placeable => ({ role: m.role, labels: m.labels, engineLabels: m.engineLabels, os: m.policy.platform.os, architecture: m.policy.platform.architecture });
+const machineOf = (m: Model): Placeable => ({ role: 'worker', labels: m.labels, engineLabels: m.engineLabels, os: m.policy.platform.os, architecture: m.policy.platform.architecture });
 
 /** A machine of a group, booting or to be added, as bin-packing fills it. */
 interface Bin {

@@ -21,8 +21,8 @@ export interface AutoscalerOptions {
   /** A client of a manager of the Swarm (the one Capstan runs on). */
   readonly docker: Docker;
   readonly logger: Logger;
-  /** Every managed group: its committed spec and the controller's latest status. */
-  readonly groups: () => readonly GroupView[];
+  /** Every managed group: its committed spec and the controller's latest status (read once per evaluation). */
+  readonly groups: () => readonly GroupView[] | Promise<readonly GroupView[]>;
   /** Raise the group's size by `count` (commit the spec, apply it). */
   readonly scaleUp: (groupId: string, count: number, reason: string) => Promise<void>;
   /** Lower the group's size by one and destroy this instance. */
@@ -187,7 +187,12 @@ export class Autoscaler {
 
   async #gather(): Promise<AutoscaleState> {
     const { docker, clock } = this.#o;
-    const [nodes, services, tasks] = (await Promise.all([docker.listNodes(), docker.listServices(), docker.listTasks()])) as [SwarmNode[], SwarmService[], SwarmTask[]];
+    const [nodes, services, tasks, groups] = (await Promise.all([docker.listNodes(), docker.listServices(), docker.listTasks(), this.#o.groups()])) as [
+      SwarmNode[],
+      SwarmService[],
+      SwarmTask[],
+      readonly GroupView[],
+    ];
     const now = clock();
     const global = new Set(services.filter((s) => s.Spec?.Mode && ('Global' in s.Spec.Mode || 'GlobalJob' in s.Spec.Mode)).map((s) => s.ID));
     const names = new Map(services.map((s) => [s.ID, s.Spec?.Name ?? s.ID]));
@@ -265,12 +270,12 @@ export class Autoscaler {
     for (const id of this.#idleSince.keys()) if (!listed.has(id)) this.#idleSince.delete(id);
     for (const id of this.#readySince.keys()) if (!listed.has(id)) this.#readySince.delete(id);
 
-    return { now, groups: this.#groups(now), nodes: views, pending, lastScaled: { ...this.#lastScaled } };
+    return { now, groups: this.#withExpected(groups, now), nodes: views, pending, lastScaled: { ...this.#lastScaled } };
   }
 
-  /** groups(), with the sizes this watcher committed until groups() shows them. */
-  #groups(now: number): GroupView[] {
-    return this.#o.groups().map((g) => {
+  /** The groups with the sizes this watcher committed, until groups() shows them. */
+  #withExpected(groups: readonly GroupView[], now: number): GroupView[] {
+    return groups.map((g) => {
       const e = this.#expected.get(g.spec.id);
       const size = 'size' in g.spec.allocation ? g.spec.allocation.size : undefined;
       if (!e || size === undefined) return g;

@@ -15,7 +15,6 @@ const groupArb = fc.record({
   cpus: fc.constantFrom(2, 4, 8),
   memGiB: fc.constantFrom(4, 8, 16),
   gpu: fc.boolean(),
-  manager: fc.boolean(),
   enabled: fc.boolean(),
   idle: fc.array(fc.option(fc.integer({ min: 0, max: 1_000_000 }), { nil: undefined }), { maxLength: 5 }),
   lastScaled: fc.option(fc.record({ ago: fc.integer({ min: 0, max: 120_000 }), action: fc.constantFrom('scale-up' as const, 'scale-down' as const) }), { nil: undefined }),
@@ -43,7 +42,6 @@ function build(w: World): AutoscaleState {
     const spec = group(id, g.size, {
       min: Math.max(0, g.size - g.minBelow),
       max: g.size + g.maxAbove,
-      kind: g.manager ? 'swarm-manager' : 'swarm-worker',
       autoscale: { enabled: g.enabled, cpus: g.cpus, memory: `${g.memGiB}GiB`, ...(g.gpu ? { labels: { pool: 'gpu' } } : {}) },
     });
     const ready = Math.min(g.ready, g.size);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { bytesOf, constraintMisfit, decide, policyOf, preview, type Decision } from '../../src/autoscale/decide.js';
+import { autoscaleProblems, bytesOf, constraintMisfit, decide, policyOf, preview, type Decision } from '../../src/autoscale/decide.js';
 import { group, node, state, status, task } from './fixtures.js';
 
 const ups = (ds: readonly Decision[]) => ds.filter((d) => d.action === 'scale-up');
@@ -18,6 +18,8 @@ t.test('policy: defaults, memory quantities, problems', async (t) => {
   const bad = policyOf(group('web', 1, { autoscale: { cpus: 0, memory: '2 gigs' } }));
   t.match(bad, { problem: /cpus.*memory|memory.*cpus/s });
   t.match(policyOf({ ...group('web', 1), allocation: { logicalIds: ['a'] } }), { problem: /logicalIds/ });
+  t.match(autoscaleProblems(group('web', 1, { kind: 'swarm-manager' })), [{ path: '/autoscale', message: /only swarm-worker groups/ }], 'a manager group must stay odd');
+  t.same(autoscaleProblems({ ...group('web', 1), autoscale: undefined }), []);
   t.equal(bytesOf('2GiB'), 2 * 2 ** 30);
   t.equal(bytesOf('1.5GB'), 1.5e9);
   t.equal(bytesOf(512), 512);
@@ -82,10 +84,9 @@ t.test('the group whose machines fit is chosen; labels come from the policy and 
   t.match(ups(out.decisions), [{ group: 'gpu', count: 1, tasks: ['a'] }, { group: 'web', count: 1, tasks: ['b'] }]);
   const templated = decide(state({ pending: [task('c', { constraints: ['engine.labels.host==x'] })] }));
   t.same(ups(templated.decisions), [], 'a templated flavor label is unknown before boot');
-  const mgr = group('mgr', 1, { kind: 'swarm-manager' });
-  const roles = decide(state({ groups: [{ spec: mgr }], nodes: [], pending: [task('m', { constraints: ['node.role==manager'] })] }));
-  t.match(ups(roles.decisions), [], 'a manager group still has its one machine booting');
-  t.match(why(roles.decisions, 'booting'), { group: 'mgr', tasks: ['m'] });
+  const roles = decide(state({ pending: [task('w', { constraints: ['node.role==worker'] }), task('m', { constraints: ['node.role==manager'] })] }));
+  t.match(ups(roles.decisions), [{ group: 'web', tasks: ['w'] }], 'machines join as workers');
+  t.match(why(roles.decisions, 'no-fitting-group'), { tasks: ['m'] });
 });
 
 t.test('delay not reached: nothing yet, and when to look again', async (t) => {
