@@ -4,14 +4,20 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Autoscaler, type Decision, type GroupView } from '../../src/autoscale/index.js';
 import { GROUP_LABEL, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
+import { Controller } from '../../src/group/controller.js';
+import { validateSpec } from '../../src/group/spec.js';
 import { silentLogger } from '../../src/log.js';
 import { dockerProviderKind } from '../../src/providers/docker/index.js';
-import type { GroupStatus, Instance } from '../../src/spi/index.js';
+import { groupMethods } from '../../src/rpc/methods.js';
+import type { GroupStatus, Instance, Plugins } from '../../src/spi/index.js';
+import { SwarmSpecStore } from '../../src/swarm/store.js';
 import { engine, engineHost } from '../support/engine.js';
 import { group as groupSpec } from './fixtures.js';
 
 const docker = engine();
 const id = `as-m-${randomBytes(3).toString('hex')}`;
+/** The group of the second test, wired as src/main.ts would. */
+const wiredId = `${id}-w`;
 const service = `${id}-work`;
 await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
 const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
@@ -20,10 +26,14 @@ const flavor = swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 })[0
 
 t.teardown(async () => {
   await docker.getService(service).remove().catch(() => undefined);
-  const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  await docker.getService(`${wiredId}-work`).remove().catch(() => undefined);
+  for (const g of [id, wiredId]) {
+    const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${g}`] } });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  }
   for (const node of (await docker.listNodes()) as SwarmNode[]) {
-    if (node.Description?.Engine?.Labels?.[GROUP_LABEL] === id) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
+    const g = node.Description?.Engine?.Labels?.[GROUP_LABEL];
+    if (g === id || g === wiredId) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
   }
   await docker.getNetwork(id).remove();
 });
@@ -127,4 +137,71 @@ t.test('pending task -> one machine -> task runs -> task gone -> the idle worker
   t.equal(removals.length, 1, 'bounds.min 0 reached: nothing more to remove');
   const history = autoscaler.lastDecisions(id).map((d: Decision) => `${d.action}/${d.reason}`);
   t.ok(history.includes('scale-up/pending-tasks') && history.includes('scale-down/idle'), history.join(', '));
+});
+
+t.test('wired as in src/main.ts: store commits through the group methods, the controller provisions and destroys', async (t) => {
+  const plugins: Plugins = {
+    providers: new Map([['docker', dockerProviderKind({ logger: silentLogger })]]),
+    flavors: new Map(swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 }).map((f) => [f.name, f])),
+  };
+  const validate = (raw: unknown) => validateSpec(raw, plugins);
+  const store = new SwarmSpecStore({ docker, parse: validate, logger: silentLogger });
+  const controller = new Controller({ plugins, logger: silentLogger, intervalMs: 1000, busyMs: 300 });
+  t.teardown(async () => {
+    controller.stop();
+    await store.remove(wiredId).catch(() => undefined);
+  });
+  const first = await store.commit(
+    validate({
+      id: wiredId,
+      allocation: { size: 0 },
+      bounds: { min: 0, max: 2 },
+      instance: { provider: 'docker', properties: { engine: engineHost(), network: id } },
+      flavor: { kind: 'swarm-worker', properties: { managerAddr, drainTimeout: '20s' } },
+      autoscale: { scaleUpDelay: '0s', scaleDownIdle: '3s', cooldown: '0s', cpus: 1, memory: '512MiB' },
+    }),
+    0,
+  );
+  controller.apply(first);
+
+  // The wiring given to the lead, verbatim but for the names.
+  const groupOps = groupMethods({ store, controller, validate, logger: silentLogger });
+  const autoscaler = new Autoscaler({
+    docker,
+    logger: silentLogger,
+    groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id) })),
+    scaleUp: async (id, count) => void (await groupOps.get('group.scaleUp')!({ id, count })),
+    removeInstance: async (id, instanceId) => void (await groupOps.get('group.destroyInstances')!({ id, instanceIds: [instanceId] })),
+  });
+  autoscaler.start();
+  t.teardown(() => autoscaler.stop());
+  await until('the first read of the Swarm', () => autoscaler.preview());
+
+  const created = await docker.createService({
+    Name: `${wiredId}-work`,
+    TaskTemplate: {
+      ContainerSpec: { Image: 'capstan/busybox:dev', Command: ['sleep', '3600'] },
+      Placement: { Constraints: [`engine.labels.capstan.group==${wiredId}`] },
+    },
+    Mode: { Replicated: { Replicas: 1 } },
+  });
+  const t0 = Date.now();
+  await until('the task to run on a machine of the group', async () => {
+    const tasks = (await docker.listTasks({ filters: { service: [created.id], 'desired-state': ['running'] } })) as { Status: { State: string } }[];
+    return tasks.some((x) => x.Status.State === 'running') || undefined;
+  });
+  t.comment(`wired: service created -> task running on a new machine ${Date.now() - t0} ms`);
+  const sizes = async () => (await store.history(wiredId)).map((v) => (v.spec.allocation as { size: number }).size);
+  t.same(await sizes(), [0, 1], 'one commit, of one machine');
+
+  await docker.getService(created.id).remove();
+  const t1 = Date.now();
+  await until('the idle machine to be gone', () => {
+    const s = controller.status(wiredId);
+    return s && s.size === 0 && s.instances.length === 0 ? true : undefined;
+  });
+  t.comment(`wired: service removed -> machine destroyed ${Date.now() - t1} ms (scaleDownIdle 3s)`);
+  t.same(await sizes(), [0, 1, 0], 'then one commit down, through destroyInstances');
+  const history = autoscaler.lastDecisions(wiredId).filter((d) => d.action !== 'none');
+  t.match(history, [{ action: 'scale-up', count: 1 }, { action: 'scale-down', reason: 'idle' }]);
 });
