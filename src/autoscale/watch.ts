@@ -151,7 +151,7 @@ export class Autoscaler {
       let next: number | undefined;
       do {
         this.#again = false;
-        next = await this.evaluate().then(
+        next = await this.#evaluate().then(
           (o) => o.nextAt,
           (err: unknown) => {
             this.#o.logger.warn({ event: 'autoscale.error', err: String(err) }, 'could not read the Swarm');
@@ -175,13 +175,12 @@ export class Autoscaler {
     return this.#last && preview({ ...this.#last, now: this.#o.clock() }, spec);
   }
 
-  /** One read of the Swarm, one decision, its actions. */
-  async evaluate(): Promise<Outcome> {
+  /** One read of the Swarm, one decision, its actions; an action not started (see #act) is not recorded either. */
+  async #evaluate(): Promise<Outcome> {
     const state = await this.#gather();
     this.#last = state;
     const outcome = decide(state);
-    this.#record(outcome.decisions);
-    for (const d of outcome.decisions) if (d.action !== 'none' && this.#running) this.#act(d);
+    this.#record(outcome.decisions.filter((d) => d.action === 'none' || (this.#running && this.#act(d))));
     return outcome;
   }
 
@@ -292,11 +291,11 @@ export class Autoscaler {
    * a scale-up. Until it settles, the state already reflects it (the size it aims at, the node it removes), so the
    * next decisions neither repeat nor contradict it; a failure takes that back.
    */
-  #act(d: Decision): void {
+  #act(d: Decision): boolean {
     const now = this.#o.clock();
     const failed = this.#failedAt.get(d.group);
     // After a failed call, let the backstop poll retry rather than every event.
-    if (this.#inflight.has(d.group) || (failed !== undefined && now - failed < this.#o.pollMs)) return;
+    if (this.#inflight.has(d.group) || (failed !== undefined && now - failed < this.#o.pollMs)) return false;
     const previous = this.#lastScaled[d.group];
     this.#inflight.add(d.group);
     this.#lastScaled[d.group] = { at: now, action: d.action as 'scale-up' | 'scale-down' };
@@ -319,6 +318,7 @@ export class Autoscaler {
         this.#inflight.delete(d.group);
         this.trigger();
       });
+    return true;
   }
 
   /** Logs, counts and keeps every action, and each decision not to act when it first appears. */
