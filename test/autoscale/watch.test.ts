@@ -45,8 +45,9 @@ async function taskOf(service: string): Promise<{ ID: string; CreatedAt: string;
 }
 
 /** An autoscaler over one group whose size the scale-up callback raises, as the lead's store commit would. */
-function harness(t: Test, id: string, autoscale: Record<string, unknown>) {
+function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail = 0) {
   let size = 0;
+  let failures = fail;
   const calls: { group: string; count: number; reason: string; at: number }[] = [];
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -66,6 +67,7 @@ function harness(t: Test, id: string, autoscale: Record<string, unknown>) {
     groups,
     scaleUp: async (group, count, reason) => {
       calls.push({ group, count, reason, at: Date.now() });
+      if (failures-- > 0) throw new Error('store conflict');
       size += count;
     },
     removeInstance: async () => {
@@ -150,4 +152,18 @@ t.test('a task with an unsatisfiable constraint scales nothing and says why', as
   const logged = h.lines.find((l) => l.reason === 'no-fitting-group' && (l.tasks as string[]).includes(task.ID));
   t.match(logged, { event: 'autoscale.decision', action: 'none', group: '' });
   t.comment(`log: ${JSON.stringify(logged)}`);
+});
+
+t.test('a failed scale-up is retried after the backstop interval, not held back by its own cooldown', async (t) => {
+  const id = `as-retry-${tag}`;
+  const h = harness(t, id, { scaleUpDelay: '0s', cooldown: '1m', cpus: 128, memory: '256GiB' }, 1);
+  h.autoscaler.start();
+  await until('the first read of the Swarm', () => h.autoscaler.preview());
+  await pendingService(t, `as-retry-${tag}`, { nanoCpus: 64e9 });
+  await until('a retry', () => h.calls.filter((c) => c.group === id)[1]);
+  const [first, second] = h.calls.filter((c) => c.group === id);
+  t.ok(second!.at - first!.at >= 500, `retried ${second!.at - first!.at} ms later (pollMs 500)`);
+  t.match(h.lines.find((l) => l.event === 'autoscale.failed' && l.group === id), { action: 'scale-up', err: /store conflict/ });
+  await sleep(1500);
+  t.equal(h.calls.filter((c) => c.group === id).length, 2, 'the retry succeeded: nothing more');
 });
