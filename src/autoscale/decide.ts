@@ -185,13 +185,14 @@ interface Placeable {
 /** How long a node that just became ready counts as booting: the scheduler places pending tasks on it meanwhile. */
 export const SCHEDULER_GRACE_MS = 5000;
 
+/** Image platforms (Go names) against node platforms (uname names), as swarmkit's platform filter matches them. */
 const ARCH_ALIASES: Record<string, string> = { amd64: 'x86_64', x86_64: 'x86_64', arm64: 'aarch64', aarch64: 'aarch64', '386': 'i386', i386: 'i386' };
 const arch = (a: string): string => ARCH_ALIASES[a.toLowerCase()] ?? a.toLowerCase();
 const same = (a: string | undefined, b: string): boolean => (a ?? '').toLowerCase() === b.toLowerCase();
 
 /**
  * Why a Swarm placement constraint excludes `m`, or undefined if it admits it. Follows swarmkit: `==`/`!=`, values
- * compared case-insensitively, a missing label is "". A new machine's id and hostname are unknown, so `node.id==`
+ * compared case-insensitively (but otherwise literally), a missing label is "". A new machine's id and hostname are unknown, so `node.id==`
  * and `node.hostname==` exclude it (and `!=` admits it). Any other form is not understood, so it excludes.
  */
 export function constraintMisfit(constraint: string, m: Placeable): string | undefined {
@@ -200,18 +201,22 @@ export function constraintMisfit(constraint: string, m: Placeable): string | und
   const key = constraint.slice(0, op.index).trim();
   const value = constraint.slice(op.index + 2).trim();
   const equal = op[0] === '==';
+  // Key names are case-insensitive, label names are not.
+  const lower = key.toLowerCase();
   let actual: string | undefined;
-  if (key === 'node.role') actual = m.role;
-  else if (key === 'node.platform.os') actual = m.os;
-  else if (key === 'node.platform.arch') actual = m.architecture;
-  else if (key === 'node.id') actual = m.id;
-  else if (key === 'node.hostname') actual = m.hostname;
-  else if (key.startsWith('node.labels.')) actual = m.labels[key.slice('node.labels.'.length)] ?? '';
-  else if (key.startsWith('engine.labels.')) actual = m.engineLabels[key.slice('engine.labels.'.length)] ?? '';
+  if (lower === 'node.role') actual = m.role;
+  else if (lower === 'node.platform.os') actual = m.os;
+  else if (lower === 'node.platform.arch') actual = m.architecture;
+  else if (lower === 'node.id') actual = m.id;
+  else if (lower === 'node.hostname') actual = m.hostname;
+  else if (lower === 'node.ip') actual = undefined;
+  else if (lower.startsWith('node.labels.')) actual = m.labels[key.slice('node.labels.'.length)] ?? '';
+  else if (lower.startsWith('engine.labels.')) actual = m.engineLabels[key.slice('engine.labels.'.length)] ?? '';
   else return `constraint "${constraint}" has a key Capstan does not understand`;
-  if (actual === undefined) return equal ? `constraint "${constraint}" names one node, not a new machine` : undefined;
-  const matches = key === 'node.platform.arch' ? arch(actual) === arch(value) : same(actual, value);
-  return matches === equal ? undefined : `constraint "${constraint}" is not met (${key} is "${actual}")`;
+  // A new machine's id, hostname and address are unknown: `==` cannot be promised, `!=` is assumed (see decide).
+  if (actual === undefined) return equal ? `constraint "${constraint}" names particular nodes, not a new machine` : undefined;
+  // Literal, as swarmkit compares: `node.platform.arch==amd64` does not match a node reporting x86_64.
+  return same(actual, value) === equal ? undefined : `constraint "${constraint}" is not met (${key} is "${actual}")`;
 }
 
 /** Why `task` could not run on `m` with `nanoCpus`/`memoryBytes` free, or undefined if it could. */
@@ -325,7 +330,23 @@ export function decide(state: AutoscaleState): Outcome {
   const held = new Map<string, { reason: 'cooldown' | 'bounds'; tasks: string[]; message: string }>();
   let fittingTasks = 0;
   const tasks = [...state.pending].sort((a, b) => b.nanoCpus - a.nanoCpus || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
+  // Nodes the scheduler has had its chance with: if one fits a pending task as far as Capstan can tell, Swarm wants
+  // something Capstan does not model (max replicas per node, a host port, an address), and new machines would not do.
+  const settled = state.nodes
+    .filter((n) => n.ready && n.active && (n.readySince === undefined || now - n.readySince >= SCHEDULER_GRACE_MS))
+    .sort((a, b) => (a.id < b.id ? -1 : 1));
   for (const task of tasks) {
+    // Resources first: most nodes are full, and misfit's reasons are strings.
+    const refuting = settled.find((n) => {
+      const cpu = n.nanoCpus - n.reservedNanoCpus;
+      const memory = n.memoryBytes - n.reservedMemoryBytes;
+      return task.nanoCpus <= cpu && task.memoryBytes <= memory && !misfit(task, n, cpu, memory);
+    });
+    if (refuting) {
+      const why = `Swarm does not place it on node ${refuting.id}, which fits it as far as Capstan can tell: it needs something Capstan does not model (max replicas per node, a published host port, a node address)`;
+      unfit.push({ task, why: `${label(task)}: ${why}` });
+      continue;
+    }
     const why = models.map((m) => [m, misfit(task, machineOf(m), m.nanoCpus, m.memoryBytes)] as const);
     const fitting = why.filter(([, w]) => w === undefined).map(([m]) => m);
     if (!fitting.length) {

@@ -36,9 +36,13 @@ t.test('constraints: swarmkit forms on a new machine', async (t) => {
   t.equal(constraintMisfit('node.role==worker', m), undefined);
   t.match(constraintMisfit('node.role==manager', m), /not met/);
   t.equal(constraintMisfit('node.platform.os==linux', m), undefined);
-  t.equal(constraintMisfit('node.platform.arch==amd64', m), undefined, 'amd64 is x86_64');
+  t.equal(constraintMisfit('node.platform.arch==X86_64', m), undefined);
+  t.match(constraintMisfit('node.platform.arch==amd64', m), /not met/, 'constraints compare literally, as swarmkit does');
   t.match(constraintMisfit('node.platform.os!=linux', m), /not met/);
-  t.match(constraintMisfit('node.hostname==db-1', m), /names one node/);
+  t.match(constraintMisfit('node.hostname==db-1', m), /names particular nodes/);
+  t.match(constraintMisfit('node.ip==10.0.0.1', m), /names particular nodes/);
+  t.equal(constraintMisfit('NODE.Role==WORKER', m), undefined, 'key names are case-insensitive');
+  t.match(constraintMisfit('node.labels.POOL==gpu', m), /not met/, 'label names are not');
   t.equal(constraintMisfit('node.id!=abc', m), undefined);
   t.match(constraintMisfit('node.labels.pool=gpu', m), /not of the form/);
   t.match(constraintMisfit('node.weather==sunny', m), /does not understand/);
@@ -70,6 +74,7 @@ t.test('a task whose constraint no group meets scales nothing and says why', asy
   t.match(why(big.decisions, 'no-fitting-group')?.message, /reserves 64 CPUs, 4 are free/);
   const arm = decide(state({ pending: [task('arm', { platforms: [{ os: 'linux', architecture: 'arm64' }] })] }));
   t.match(why(arm.decisions, 'no-fitting-group')?.message, /platforms \(linux\/arm64\) exclude linux\/x86_64/);
+  t.match(ups(decide(state({ pending: [task('amd', { platforms: [{ os: 'linux', architecture: 'amd64' }] })] })).decisions), [{ count: 1 }], 'an amd64 image runs on x86_64');
   const odd = decide(state({ pending: [task('odd', { constraints: ['node.weather==sunny'] })] }));
   t.match(why(odd.decisions, 'no-fitting-group')?.message, /does not understand/);
   const generic = decide(state({ pending: [task('g', { genericResources: true })] }));
@@ -140,7 +145,7 @@ t.test('disabled or invalid policies do nothing; invalid ones say why', async (t
 
 const idleState = (over: { size?: number; min?: number; idleSince?: number; pending?: ReturnType<typeof task>[] } = {}) => {
   const spec = group('web', over.size ?? 2, { ...(over.min === undefined ? {} : { min: over.min }) });
-  const nodes = [node('n0', 'web'), node('n1', 'web', { idleSince: over.idleSince ?? 0 })];
+  const nodes = [node('n0', 'web'), node('n1', 'web', { idleSince: over.idleSince ?? 0, reservedNanoCpus: 0, reservedMemoryBytes: 0 })];
   return state({ now: 700_000, spec, groups: [{ spec, status: status(spec, ['n0', 'n1']) }], nodes, pending: over.pending ?? [] });
 };
 
@@ -171,7 +176,7 @@ t.test('scale-down: never below min, never while a scale-up is pending, respects
 
 t.test('scale-down: managers, unlinked, drained nodes, nodes a pending task could use, groups converging stay', async (t) => {
   const s = idleState();
-  const manager = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { idleSince: 0, role: 'manager' })] });
+  const manager = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { idleSince: 0, role: 'manager', reservedNanoCpus: 0 })] });
   t.same(downs(manager.decisions), []);
   const unlinked = decide({ ...s, nodes: [node('n0', 'web'), node('n9', 'web', { idleSince: 0 })] });
   t.same(downs(unlinked.decisions), [], 'no instance is known for the node');
@@ -183,7 +188,7 @@ t.test('scale-down: managers, unlinked, drained nodes, nodes a pending task coul
   const rolling = decide({ ...s, groups: [{ ...s.groups[0]!, status: { ...s.groups[0]!.status!, converged: false } }] });
   t.same(downs(rolling.decisions), []);
   t.match(why(rolling.decisions, 'converging'), { nodeId: 'n1' });
-  const twoIdle = decide({ ...s, nodes: [node('n0', 'web', { idleSince: 10 }), node('n1', 'web', { idleSince: 0 })] });
+  const twoIdle = decide({ ...s, nodes: [node('n0', 'web', { idleSince: 10, reservedNanoCpus: 0 }), node('n1', 'web', { idleSince: 0, reservedNanoCpus: 0 })] });
   t.match(downs(twoIdle.decisions), [{ nodeId: 'n1' }], 'one at a time, the longest idle first');
 });
 
@@ -195,14 +200,24 @@ t.test('preview: what a spec about to be committed would do', async (t) => {
 
 t.test('a node that just joined counts as booting until the scheduler has had its chance', async (t) => {
   // Desired 2, both ready, n1 for 1 s: the scheduler may not have placed the task on it yet.
-  const s = state({ nodes: [node('n0', 'web', { readySince: 0 }), node('n1', 'web', { readySince: 59_000 })], pending: [task('a')] });
+  const s = state({ nodes: [node('n0', 'web', { readySince: 0 }), node('n1', 'web', { readySince: 59_000, reservedNanoCpus: 0, reservedMemoryBytes: 0 })], pending: [task('a')] });
   const fresh = decide(s);
   t.same(ups(fresh.decisions), []);
   t.match(why(fresh.decisions, 'booting'), { group: 'web', tasks: ['a'], message: /just joined/ });
   t.equal(fresh.nextAt, 64_000);
-  t.match(ups(decide({ ...s, now: 64_000 }).decisions), [{ count: 1 }], 'past the grace, a task it did not take needs a machine');
-  const full = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { readySince: 59_000, reservedNanoCpus: 3.5e9 })] });
+  const full = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { readySince: 59_000, reservedNanoCpus: 3.5e9, reservedMemoryBytes: 0 })] });
   t.match(ups(full.decisions), [{ count: 1 }], 'a fresh node without room for the task does not count');
   const other = decide({ ...s, pending: [task('b', { constraints: ['node.hostname!=host-n1'] })] });
   t.match(ups(other.decisions), [{ count: 1 }], 'nor one the task excludes');
+});
+
+t.test('a task Swarm leaves pending on a node that fits it as far as Capstan can tell: something unmodeled, no machines', async (t) => {
+  // n1 has had its chance (joined 5 s ago or more) and has room: Swarm wants something else (max replicas per node,
+  // a host port...). Machines like it would not help, and adding them would go on up to bounds.max.
+  const s = state({ nodes: [node('n0', 'web'), node('n1', 'web', { readySince: 55_000, reservedNanoCpus: 0, reservedMemoryBytes: 0 })], pending: [task('a')] });
+  const out = decide(s);
+  t.same(ups(out.decisions), []);
+  t.match(why(out.decisions, 'no-fitting-group'), { tasks: ['a'], message: /Swarm does not place it on node n1, which fits it as far as Capstan can tell/ });
+  const drained = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { active: false, reservedNanoCpus: 0, reservedMemoryBytes: 0 })] });
+  t.match(ups(drained.decisions), [{ count: 1 }], 'a drained node is no evidence');
 });

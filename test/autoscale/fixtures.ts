@@ -27,6 +27,7 @@ export function status(spec: GroupSpec, links: readonly string[]): GroupStatus {
   };
 }
 
+/** A ready Swarm node, full unless `over` says otherwise (a pending task fitting it would be placed there). */
 export function node(id: string, groupId: string | undefined, over: Partial<NodeView> = {}): NodeView {
   return {
     id,
@@ -40,8 +41,8 @@ export function node(id: string, groupId: string | undefined, over: Partial<Node
     architecture: 'x86_64',
     nanoCpus: 4e9,
     memoryBytes: 8 * 2 ** 30,
-    reservedNanoCpus: 0,
-    reservedMemoryBytes: 0,
+    reservedNanoCpus: over.nanoCpus ?? 4e9,
+    reservedMemoryBytes: over.memoryBytes ?? 8 * 2 ** 30,
     ...over,
   };
 }
