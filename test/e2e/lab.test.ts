@@ -104,8 +104,13 @@ async function recover(tt: Test, lab: Lab, size: number) {
   if (await waitFor(`size ${size} settled`, () => settled(lab, size), 20_000).catch(() => false)) return;
   const d = await lab.rpcAny('group.describe', { id: GROUP }, alive(lab));
   const bad = d.instances.filter((i: { health: string }) => i.health !== 'healthy').map((i: { id: string }) => i.id);
-  tt.comment(`RECOVERY: group not settled at ${size} (${JSON.stringify(d.update)}); destroying ${bad.length} unhealthy instance(s)`);
-  if (bad.length) await lab.rpcAny('group.destroyInstances', { id: GROUP, instanceIds: bad }, alive(lab));
+  tt.comment(`RECOVERY: group not settled at ${size} (${JSON.stringify(d.update)}); destroying ${bad.length} unhealthy instance(s), then scaling back`);
+  // destroyInstances stores a smaller size: back to `size` afterwards, and the controller makes new ones.
+  if (bad.length) {
+    await lab.rpcAny('group.destroyInstances', { id: GROUP, instanceIds: bad }, alive(lab));
+    await waitFor('the unhealthy machines gone', async () => !(await lab.machines(GROUP)).some((m) => bad.includes(m.id)), 90_000, 1000);
+  }
+  await lab.rpcAny('group.scale', { id: GROUP, size }, alive(lab));
   await waitFor(`size ${size} settled after recovery`, () => settled(lab, size), 120_000, 1000);
 }
 
@@ -248,7 +253,7 @@ if (process.env.CAPSTAN_E2E !== '1') {
       measure(t, 'failover_replica_leading', ((leadingAt ?? NaN) - tKill) / 1000);
       measure(t, 'failover_replica_acting', ((actingAt ?? NaN) - tKill) / 1000);
       measure(t, 'failover_acting_after_swarm_leader', ((actingAt ?? NaN) - (swarmAt ?? NaN)) / 1000);
-      const five = await waitFor('size 5 settled under the new leader', () => settled(lab, 5), 150_000, 1000).catch(async (error) => {
+      const five = await waitFor('size 5 settled under the new leader', () => settled(lab, 5), 120_000, 1000).catch(async (error) => {
         const d = await lab.rpcAny('group.describe', { id: GROUP }, survivors).catch(() => undefined);
         t.comment(`not settled: ${JSON.stringify(d?.update)} health ${JSON.stringify(d?.instances?.map((i: { health: string }) => i.health))}`);
         throw error;
