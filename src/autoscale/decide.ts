@@ -82,6 +82,8 @@ export interface NodeView {
   readonly idleSince?: number;
   /** Since when (epoch ms) it has been ready; undefined while it is not. */
   readonly readySince?: number;
+  /** How many of its tasks hold each per-node limit key (see PendingTask.limits). */
+  readonly held?: Readonly<Record<string, number>>;
 }
 
 /** A task of a replicated service that Swarm keeps pending for want of a suitable node. */
@@ -97,6 +99,11 @@ export interface PendingTask {
   readonly platforms: readonly { readonly os?: string; readonly architecture?: string }[];
   /** It reserves generic resources (GPUs...), which no policy declares. */
   readonly genericResources?: boolean;
+  /**
+   * Per-node limits it is subject to: key -> most tasks holding the key on one node. Its service's max replicas per
+   * node ("max replicas of web": 2) and each host-mode published port ("host port tcp/8080": 1).
+   */
+  readonly limits?: Readonly<Record<string, number>>;
   /** Swarm's own explanation, e.g. "no suitable node (insufficient resources on 1 node)". */
   readonly error: string;
 }
@@ -159,8 +166,8 @@ interface Model {
   readonly policy: AutoscalePolicy;
   readonly nanoCpus: number;
   readonly memoryBytes: number;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly engineLabels: Readonly<Record<string, string>>;
+  /** A new machine as constraints see it. */
+  readonly machine: Placeable;
   readonly desired: number;
   readonly min: number;
   readonly max: number;
@@ -219,11 +226,26 @@ export function constraintMisfit(constraint: string, m: Placeable): string | und
   return same(actual, value) === equal ? undefined : `constraint "${constraint}" is not met (${key} is "${actual}")`;
 }
 
-/** Why `task` could not run on `m` with `nanoCpus`/`memoryBytes` free, or undefined if it could. */
-function misfit(task: PendingTask, m: Placeable, nanoCpus: number, memoryBytes: number): string | undefined {
+/** What is left on a machine: resources, and per-node limit keys already held. */
+interface Room {
+  readonly nanoCpus: number;
+  readonly memoryBytes: number;
+  readonly held: Readonly<Record<string, number>>;
+}
+
+const EMPTY: Readonly<Record<string, number>> = {};
+const roomOf = (n: NodeView): Room => ({ nanoCpus: n.nanoCpus - n.reservedNanoCpus, memoryBytes: n.memoryBytes - n.reservedMemoryBytes, held: n.held ?? EMPTY });
+/** The cheap part of misfit, tried first: most machines a task is tried on are full. */
+const hasRoom = (task: PendingTask, r: Room): boolean => task.nanoCpus <= r.nanoCpus && task.memoryBytes <= r.memoryBytes;
+
+/** Why `task` could not run on `m` with `room` left, or undefined if it could. */
+function misfit(task: PendingTask, m: Placeable, room: Room): string | undefined {
   if (task.genericResources) return 'it reserves generic resources, which autoscale policies do not declare';
-  if (task.nanoCpus > nanoCpus) return `it reserves ${task.nanoCpus / 1e9} CPUs, ${nanoCpus / 1e9} are free`;
-  if (task.memoryBytes > memoryBytes) return `it reserves ${task.memoryBytes} bytes of memory, ${memoryBytes} are free`;
+  if (task.nanoCpus > room.nanoCpus) return `it reserves ${task.nanoCpus / 1e9} CPUs, ${room.nanoCpus / 1e9} are free`;
+  if (task.memoryBytes > room.memoryBytes) return `it reserves ${task.memoryBytes} bytes of memory, ${room.memoryBytes} are free`;
+  for (const [key, most] of Object.entries(task.limits ?? EMPTY)) {
+    if ((room.held[key] ?? 0) >= most) return `${key}: at most ${most} per node, ${room.held[key]} there`;
+  }
   if (task.platforms.length && !task.platforms.some((p) => (!p.os || same(p.os, m.os)) && (!p.architecture || arch(p.architecture) === arch(m.architecture)))) {
     return `its platforms (${task.platforms.map((p) => `${p.os ?? '*'}/${p.architecture ?? '*'}`).join(', ')}) exclude ${m.os}/${m.architecture}`;
   }
@@ -250,8 +272,7 @@ function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView
     policy,
     nanoCpus: Math.round(policy.cpus * 1e9),
     memoryBytes: bytesOf(policy.memory),
-    labels: policy.labels,
-    engineLabels: { ...flavorEngineLabels(spec), ...policy.engineLabels },
+    machine: { role: 'worker', labels: policy.labels, engineLabels: { ...flavorEngineLabels(spec), ...policy.engineLabels }, os: policy.platform.os, architecture: policy.platform.architecture },
     desired: desiredSize(spec),
     min: spec.bounds?.min ?? 0,
     max: spec.bounds?.max ?? Infinity,
@@ -264,8 +285,6 @@ function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView
   };
 }
 
-const machineOf = (m: Model): Placeable => ({ role: 'worker', labels: m.labels, engineLabels: m.engineLabels, os: m.policy.platform.os, architecture: m.policy.platform.architecture });
-
 /** A machine of a group, booting or to be added, as bin-packing fills it. */
 interface Bin {
   readonly group: Model;
@@ -274,6 +293,7 @@ interface Bin {
   readonly node?: NodeView;
   nanoCpus: number;
   memoryBytes: number;
+  readonly held: Record<string, number>;
   readonly tasks: string[];
 }
 
@@ -320,8 +340,8 @@ export function decide(state: AutoscaleState): Outcome {
     const fresh = m.members.filter((n) => n.ready && n.active && n.readySince !== undefined && now - n.readySince < SCHEDULER_GRACE_MS);
     for (const n of fresh) later(n.readySince! + SCHEDULER_GRACE_MS);
     bins.set(m, [
-      ...fresh.map((n) => ({ group: m, booting: true, node: n, nanoCpus: n.nanoCpus - n.reservedNanoCpus, memoryBytes: n.memoryBytes - n.reservedMemoryBytes, tasks: [] })),
-      ...Array.from({ length: count }, () => ({ group: m, booting: true, nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, tasks: [] })),
+      ...fresh.map((n) => ({ ...roomOf(n), group: m, booting: true, node: n, held: { ...n.held }, tasks: [] })),
+      ...Array.from({ length: count }, () => ({ group: m, booting: true, nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, held: {}, tasks: [] })),
     ]);
     opened.set(m, 0);
   }
@@ -338,16 +358,15 @@ export function decide(state: AutoscaleState): Outcome {
   for (const task of tasks) {
     // Resources first: most nodes are full, and misfit's reasons are strings.
     const refuting = settled.find((n) => {
-      const cpu = n.nanoCpus - n.reservedNanoCpus;
-      const memory = n.memoryBytes - n.reservedMemoryBytes;
-      return task.nanoCpus <= cpu && task.memoryBytes <= memory && !misfit(task, n, cpu, memory);
+      const room = roomOf(n);
+      return hasRoom(task, room) && !misfit(task, n, room);
     });
     if (refuting) {
       const why = `Swarm does not place it on node ${refuting.id}, which fits it as far as Capstan can tell: it needs something Capstan does not model (max replicas per node, a published host port, a node address)`;
       unfit.push({ task, why: `${label(task)}: ${why}` });
       continue;
     }
-    const why = models.map((m) => [m, misfit(task, machineOf(m), m.nanoCpus, m.memoryBytes)] as const);
+    const why = models.map((m) => [m, misfit(task, m.machine, { nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, held: EMPTY })] as const);
     const fitting = why.filter(([, w]) => w === undefined).map(([m]) => m);
     if (!fitting.length) {
       const reasons = why.map(([m, w]) => `group ${m.id}: ${w}`);
@@ -364,7 +383,8 @@ export function decide(state: AutoscaleState): Outcome {
       continue;
     }
     let bin: Bin | undefined;
-    for (const m of due) if ((bin = bins.get(m)!.find((b) => (b.node ? !misfit(task, b.node, b.nanoCpus, b.memoryBytes) : task.nanoCpus <= b.nanoCpus && task.memoryBytes <= b.memoryBytes)))) break;
+    // A machine not joined yet has the group's labels and platform, which the task fits: only room matters.
+    for (const m of due) if ((bin = bins.get(m)!.find((b) => hasRoom(task, b) && !misfit(task, b.node ?? m.machine, b)))) break;
     if (!bin) {
       const open = due.find((m) => cooling(m, 'scale-up') === undefined && m.desired + opened.get(m)! < m.max);
       if (!open) {
@@ -381,12 +401,13 @@ export function decide(state: AutoscaleState): Outcome {
         held.set(m.id, h);
         continue;
       }
-      bin = { group: open, booting: false, nanoCpus: open.nanoCpus, memoryBytes: open.memoryBytes, tasks: [] };
+      bin = { group: open, booting: false, nanoCpus: open.nanoCpus, memoryBytes: open.memoryBytes, held: {}, tasks: [] };
       bins.get(open)!.push(bin);
       opened.set(open, opened.get(open)! + 1);
     }
     bin.nanoCpus -= task.nanoCpus;
     bin.memoryBytes -= task.memoryBytes;
+    for (const key of Object.keys(task.limits ?? EMPTY)) bin.held[key] = (bin.held[key] ?? 0) + 1;
     bin.tasks.push(task.id);
   }
   const since = new Map(state.pending.map((t) => [t.id, t.since]));
@@ -449,7 +470,7 @@ export function decide(state: AutoscaleState): Outcome {
       note('cooldown', `the cooldown ${m.policy.cooldown} of group ${m.id} has not ended`);
     } else {
       // A task pending for another reason (a resource or constraint only this node has) could still land here.
-      const n = due.find((n) => !state.pending.some((t) => !misfit(t, n, n.nanoCpus - n.reservedNanoCpus, n.memoryBytes - n.reservedMemoryBytes)));
+      const n = due.find((n) => !state.pending.some((t) => !misfit(t, n, roomOf(n))));
       if (!n) continue;
       const instanceId = m.instanceOf.get(n.id)!;
       const message = `worker ${n.id} (instance ${instanceId}) ran only global tasks for ${(now - n.idleSince!) / 1000}s`;

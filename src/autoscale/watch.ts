@@ -64,7 +64,21 @@ interface SwarmNode {
 
 interface SwarmService {
   readonly ID: string;
-  readonly Spec?: { readonly Name?: string; readonly Mode?: Record<string, unknown> };
+  readonly Spec?: {
+    readonly Name?: string;
+    readonly Mode?: Record<string, unknown>;
+    readonly TaskTemplate?: { readonly Placement?: { readonly MaxReplicas?: number } };
+    readonly EndpointSpec?: { readonly Ports?: readonly { readonly Protocol?: string; readonly PublishedPort?: number; readonly PublishMode?: string }[] };
+  };
+}
+
+/** The per-node limits the tasks of a service are subject to (PendingTask.limits). */
+function limitsOf(s: SwarmService): Record<string, number> {
+  const out: Record<string, number> = {};
+  const max = s.Spec?.TaskTemplate?.Placement?.MaxReplicas;
+  if (max) out[`max replicas of ${s.Spec?.Name ?? s.ID}`] = max;
+  for (const p of s.Spec?.EndpointSpec?.Ports ?? []) if (p.PublishMode === 'host' && p.PublishedPort) out[`host port ${p.Protocol ?? 'tcp'}/${p.PublishedPort}`] = 1;
+  return out;
 }
 
 const ACTIVE = new Set(['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
@@ -195,6 +209,7 @@ export class Autoscaler {
     const now = clock();
     const global = new Set(services.filter((s) => s.Spec?.Mode && ('Global' in s.Spec.Mode || 'GlobalJob' in s.Spec.Mode)).map((s) => s.ID));
     const names = new Map(services.map((s) => [s.ID, s.Spec?.Name ?? s.ID]));
+    const limits = new Map(services.map((s) => [s.ID, limitsOf(s)]));
     const live = tasks.filter((t) => t.DesiredState === 'running' && ACTIVE.has(t.Status?.State ?? ''));
 
     const pending: PendingTask[] = [];
@@ -205,6 +220,7 @@ export class Autoscaler {
       this.#pendingSince.set(t.ID, since);
       const r = t.Spec?.Resources?.Reservations;
       const p = t.Spec?.Placement;
+      const l = limits.get(t.ServiceID) ?? {};
       pending.push({
         id: t.ID,
         service: names.get(t.ServiceID) ?? t.ServiceID,
@@ -214,6 +230,7 @@ export class Autoscaler {
         constraints: p?.Constraints ?? [],
         platforms: (p?.Platforms ?? []).map((x) => ({ ...(x.OS ? { os: x.OS } : {}), ...(x.Architecture ? { architecture: x.Architecture } : {}) })),
         ...(r?.GenericResources?.length ? { genericResources: true } : {}),
+        ...(Object.keys(l).length ? { limits: l } : {}),
         error: t.Status!.Err!,
       });
     }
@@ -239,6 +256,8 @@ export class Autoscaler {
     for (const n of nodes) {
       if (this.#removed.has(n.ID)) continue;
       const mine = onNode.get(n.ID) ?? [];
+      const held: Record<string, number> = {};
+      for (const t of mine) for (const key of Object.keys(limits.get(t.ServiceID) ?? {})) held[key] = (held[key] ?? 0) + 1;
       const busy = mine.some((t) => !global.has(t.ServiceID));
       const ready = n.Status?.State === 'ready';
       if (busy || !ready) this.#idleSince.delete(n.ID);
@@ -264,6 +283,7 @@ export class Autoscaler {
         reservedMemoryBytes: mine.reduce((a, t) => a + (t.Spec?.Resources?.Reservations?.MemoryBytes ?? 0), 0),
         ...(idleSince === undefined ? {} : { idleSince }),
         ...(readySince === undefined ? {} : { readySince }),
+        ...(Object.keys(held).length ? { held } : {}),
       });
     }
     for (const id of this.#idleSince.keys()) if (!listed.has(id)) this.#idleSince.delete(id);

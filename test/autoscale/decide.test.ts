@@ -221,3 +221,17 @@ t.test('a task Swarm leaves pending on a node that fits it as far as Capstan can
   const drained = decide({ ...s, nodes: [node('n0', 'web'), node('n1', 'web', { active: false, reservedNanoCpus: 0, reservedMemoryBytes: 0 })] });
   t.match(ups(drained.decisions), [{ count: 1 }], 'a drained node is no evidence');
 });
+
+t.test('per-node limits: max replicas per node and host ports spread tasks over machines', async (t) => {
+  const spread = { 'max replicas of web': 1 };
+  const two = decide(state({ pending: [task('a', { limits: spread }), task('b', { limits: spread })] }));
+  t.match(ups(two.decisions), [{ count: 2 }], 'one replica per machine: two machines, though one has the room');
+  const port = { 'host port tcp/8080': 1 };
+  t.match(ups(decide(state({ pending: [task('a', { limits: port }), task('b', { limits: { ...port, 'max replicas of x': 3 } })] })).decisions), [{ count: 2 }]);
+  // A settled node with room, but already holding the replica: not evidence against the model, a machine is added.
+  const s = state({ nodes: [node('n0', 'web'), node('n1', 'web', { reservedNanoCpus: 0, reservedMemoryBytes: 0, held: spread })], pending: [task('c', { limits: spread })] });
+  t.match(ups(decide(s).decisions), [{ count: 1 }]);
+  // A machine that just joined and holds the replica does not count as room for it either.
+  const fresh = state({ nodes: [node('n0', 'web'), node('n1', 'web', { readySince: 59_000, reservedNanoCpus: 0, reservedMemoryBytes: 0, held: spread })], pending: [task('c', { limits: spread })] });
+  t.match(ups(decide(fresh).decisions), [{ count: 1 }]);
+});

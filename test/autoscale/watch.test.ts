@@ -23,16 +23,16 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A replicated service of one task that Swarm will keep pending; removed when the test ends. */
-async function pendingService(t: Test, name: string, over: { nanoCpus?: number; constraints?: string[] }): Promise<string> {
+/** A replicated service whose tasks (one, unless told) Swarm will keep pending; removed when the test ends. */
+async function pendingService(t: Test, name: string, over: { nanoCpus?: number; constraints?: string[]; replicas?: number; maxPerNode?: number }): Promise<string> {
   const s = await docker.createService({
     Name: name,
     TaskTemplate: {
-      ContainerSpec: { Image: 'capstan/machine:dev', Command: ['sleep', '3600'] },
+      ContainerSpec: { Image: 'capstan/busybox:dev', Command: ['sleep', '3600'] },
       Resources: { Reservations: over.nanoCpus ? { NanoCPUs: over.nanoCpus } : {} },
-      Placement: { Constraints: over.constraints ?? [] },
+      Placement: { Constraints: over.constraints ?? [], ...(over.maxPerNode ? { MaxReplicas: over.maxPerNode } : {}) },
     },
-    Mode: { Replicated: { Replicas: 1 } },
+    Mode: { Replicated: { Replicas: over.replicas ?? 1 } },
   });
   t.teardown(() => docker.getService(s.id).remove().catch(() => {}));
   return s.id;
@@ -166,4 +166,39 @@ t.test('a failed scale-up is retried after the backstop interval, not held back 
   t.match(h.lines.find((l) => l.event === 'autoscale.failed' && l.group === id), { action: 'scale-up', err: /store conflict/ });
   await sleep(1500);
   t.equal(h.calls.filter((c) => c.group === id).length, 2, 'the retry succeeded: nothing more');
+});
+
+/** Sets (or with undefined, removes) a label of the engine's one manager node; retried on a version conflict. */
+async function labelManager(key: string, value: string | undefined): Promise<void> {
+  const id = (await docker.info()).Swarm.NodeID as string;
+  for (let attempt = 0; ; attempt++) {
+    const node = (await docker.getNode(id).inspect()) as { Version: { Index: number }; Spec: { Labels?: Record<string, string> } };
+    const labels = { ...node.Spec.Labels };
+    if (value === undefined) delete labels[key];
+    else labels[key] = value;
+    try {
+      await docker.getNode(id).update({ version: node.Version.Index, ...node.Spec, Labels: labels });
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
+t.test('max replicas per node: a replica refused for it gets a machine, though the manager has the room', async (t) => {
+  const id = `as-spread-${tag}`;
+  // The label keeps the service (and the group's machines) to the manager and this test's machines only.
+  const label = `capstan-as-${tag}`;
+  await labelManager(label, 'yes');
+  t.teardown(() => labelManager(label, undefined));
+  const h = harness(t, id, { scaleUpDelay: '0s', cooldown: '0s', cpus: 1, memory: '1GiB', labels: { [label]: 'yes' } });
+  h.autoscaler.start();
+  await until('the first read of the Swarm', () => h.autoscaler.preview());
+  const service = await pendingService(t, `as-spread-${tag}`, { constraints: [`node.labels.${label}==yes`], replicas: 2, maxPerNode: 1 });
+  const call = await until('a scale-up', () => h.calls.find((c) => c.group === id));
+  const tasks = ((await docker.listTasks()) as { ServiceID: string; NodeID?: string; Status: { State: string; Err?: string } }[]).filter((x) => x.ServiceID === service);
+  t.equal(tasks.filter((x) => x.NodeID).length, 1, 'one replica is placed on the manager');
+  t.match(tasks.find((x) => x.Status.State === 'pending')?.Status.Err, /max replicas per node/, 'the other waits');
+  t.equal(call.count, 1);
+  t.match(call.reason, /fit 1 new machine/);
 });
