@@ -351,18 +351,16 @@ export function decide(state: AutoscaleState): Outcome {
   let fittingTasks = 0;
   const tasks = [...state.pending].sort((a, b) => b.nanoCpus - a.nanoCpus || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
   // Nodes the scheduler has had its chance with: if one fits a pending task as far as Capstan can tell, Swarm wants
-  // something Capstan does not model (max replicas per node, a host port, an address), and new machines would not do.
+  // something Capstan does not model (a node address, a volume or network driver...), and new machines would not do.
+  // Without this, machines would be added for such a task until bounds.max.
   const settled = state.nodes
     .filter((n) => n.ready && n.active && (n.readySince === undefined || now - n.readySince >= SCHEDULER_GRACE_MS))
-    .sort((a, b) => (a.id < b.id ? -1 : 1));
+    .sort((a, b) => (a.id < b.id ? -1 : 1))
+    .map((n) => ({ node: n, room: roomOf(n) }));
   for (const task of tasks) {
-    // Resources first: most nodes are full, and misfit's reasons are strings.
-    const refuting = settled.find((n) => {
-      const room = roomOf(n);
-      return hasRoom(task, room) && !misfit(task, n, room);
-    });
+    const refuting = settled.find(({ node, room }) => hasRoom(task, room) && !misfit(task, node, room))?.node;
     if (refuting) {
-      const why = `Swarm does not place it on node ${refuting.id}, which fits it as far as Capstan can tell: it needs something Capstan does not model (max replicas per node, a published host port, a node address)`;
+      const why = `Swarm does not place it on node ${refuting.id}, which fits it as far as Capstan can tell: it needs something Capstan does not model (a node address, a volume or network driver...)`;
       unfit.push({ task, why: `${label(task)}: ${why}` });
       continue;
     }
