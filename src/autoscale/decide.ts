@@ -199,8 +199,8 @@ const same = (a: string | undefined, b: string): boolean => (a ?? '').toLowerCas
 
 /**
  * Why a Swarm placement constraint excludes `m`, or undefined if it admits it. Follows swarmkit: `==`/`!=`, values
- * compared case-insensitively (but otherwise literally), a missing label is "". A new machine's id and hostname are unknown, so `node.id==`
- * and `node.hostname==` exclude it (and `!=` admits it). Any other form is not understood, so it excludes.
+ * compared case-insensitively but otherwise literally, a missing label is "". Any other form is not understood, so
+ * it excludes.
  */
 export function constraintMisfit(constraint: string, m: Placeable): string | undefined {
   const op = /==|!=/.exec(constraint);
@@ -361,14 +361,14 @@ export function decide(state: AutoscaleState): Outcome {
     const refuting = settled.find(({ node, room }) => hasRoom(task, room) && !misfit(task, node, room))?.node;
     if (refuting) {
       const why = `Swarm does not place it on node ${refuting.id}, which fits it as far as Capstan can tell: it needs something Capstan does not model (a node address, a volume or network driver...)`;
-      unfit.push({ task, why: `${label(task)}: ${why}` });
+      unfit.push({ task, why: `${label(task)}, "${task.error}": ${why}` });
       continue;
     }
     const why = models.map((m) => [m, misfit(task, m.machine, { nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, held: EMPTY })] as const);
     const fitting = why.filter(([, w]) => w === undefined).map(([m]) => m);
     if (!fitting.length) {
       const reasons = why.map(([m, w]) => `group ${m.id}: ${w}`);
-      unfit.push({ task, why: `${label(task)}: ${reasons.length ? reasons.join(', ') : 'no group has autoscale enabled'}` });
+      unfit.push({ task, why: `${label(task)}, "${task.error}": ${reasons.length ? reasons.join(', ') : 'no group has autoscale enabled'}` });
       continue;
     }
     fittingTasks++;

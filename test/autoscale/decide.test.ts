@@ -69,7 +69,7 @@ t.test('a task whose constraint no group meets scales nothing and says why', asy
   t.same(ups(out.decisions), []);
   const d = why(out.decisions, 'no-fitting-group');
   t.match(d, { group: '', tasks: ['gpu'] });
-  t.match(d?.message, /gpu \(svc-gpu\): group web: constraint "node\.labels\.pool==gpu" is not met/);
+  t.match(d?.message, /gpu \(svc-gpu\), "no suitable node \(insufficient resources on 1 node\)": group web: constraint "node\.labels\.pool==gpu" is not met/, "Swarm's word, then Capstan's");
   const big = decide(state({ pending: [task('big', { nanoCpus: 64e9 })] }));
   t.match(why(big.decisions, 'no-fitting-group')?.message, /reserves 64 CPUs, 4 are free/);
   const arm = decide(state({ pending: [task('arm', { platforms: [{ os: 'linux', architecture: 'arm64' }] })] }));

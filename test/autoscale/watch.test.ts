@@ -144,6 +144,7 @@ t.test('a task with an unsatisfiable constraint scales nothing and says why', as
   const said = await until('the reason', () => mine(h.autoscaler.lastDecisions(''), task.ID)[0]);
   t.comment(`task created -> decision not to act: ${Date.now() - started} ms or less`);
   t.match(said, { action: 'none', reason: 'no-fitting-group' });
+  t.match(said.message, /"no suitable node \(.*scheduling constraints not satisfied/, "Swarm's word is in it");
   t.match(said.message, new RegExp(`group ${id}: constraint "node\\.labels\\.pool==gpu" is not met`));
   t.match((await taskOf(service))!.Status, { State: 'pending', Err: /scheduling constraints not satisfied/ });
   await sleep(1500);
