@@ -238,9 +238,9 @@ export class Autoscaler {
     for (const id of this.#pendingSince.keys()) if (!pendingIds.has(id)) this.#pendingSince.delete(id);
     // Tasks the scheduler has not judged yet: read again soon, so a refusal is seen within one settle interval
     // (for a while only: a task stuck before scheduling for another reason must not keep the reads quick).
-    const unjudged = live.filter((t) => UNSCHEDULED.has(t.Status!.State!) && !t.NodeID && !pendingIds.has(t.ID));
-    for (const t of unjudged) if (!this.#unjudgedSince.has(t.ID)) this.#unjudgedSince.set(t.ID, now);
-    for (const id of this.#unjudgedSince.keys()) if (!unjudged.some((t) => t.ID === id)) this.#unjudgedSince.delete(id);
+    const unjudged = new Set(live.filter((t) => UNSCHEDULED.has(t.Status!.State!) && !t.NodeID && !pendingIds.has(t.ID)).map((t) => t.ID));
+    for (const id of unjudged) if (!this.#unjudgedSince.has(id)) this.#unjudgedSince.set(id, now);
+    for (const id of this.#unjudgedSince.keys()) if (!unjudged.has(id)) this.#unjudgedSince.delete(id);
     if ([...this.#unjudgedSince.values()].some((at) => now - at < UNJUDGED_MS)) this.#burstUntil = Math.max(this.#burstUntil, now + this.#o.settleMs);
 
     const listed = new Set(nodes.map((n) => n.ID));
