@@ -1,5 +1,7 @@
 // Cost of one autoscaling decision on large clusters: it runs on every Swarm event, so it must stay far below the
-// 2 s pending-to-scale-up goal. `node dist/bench/autoscale.js` after a build, or through bench/run.ts. Prints only.
+// 2 s pending-to-scale-up goal. `npm run bench` (once bench/run.ts calls it) or `node dist/bench/autoscale.js`.
+// Prints; asserts nothing.
+import { pathToFileURL } from 'node:url';
 import { decide, type AutoscaleState, type NodeView, type PendingTask } from '../src/autoscale/decide.js';
 import type { GroupSpec } from '../src/spi/index.js';
 
@@ -76,4 +78,4 @@ export async function benchAutoscale(): Promise<void> {
   console.table(rows);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await benchAutoscale();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await benchAutoscale();
