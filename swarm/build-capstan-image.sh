@@ -38,10 +38,11 @@ base_inputs() {
   local node; node=$(readlink -f "$(command -v node)")
   echo "$node"; ldd "$node" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}'
   echo /usr/bin/busybox; [[ -z $CA ]] || echo "$CA"
-  echo "npm $(npm -v)"; echo "$0"
+  echo "npm $(npm -v)"
+  declare -f base_rootfs ensure_base # how it is assembled, not the rest of this script
 }
 hash_lines() { while read -r f; do if [[ -f $f ]]; then echo "$f $(sha256sum <"$f")"; else echo "$f"; fi; done | sha256sum | cut -c1-32; }
-app_hash() { { (cd "$TOP" && app_files | hash_lines); echo "base $(base_inputs | hash_lines)"; } | sha256sum | cut -c1-32; }
+app_hash() { { (cd "$TOP" && app_files | hash_lines); echo "base $(base_inputs | hash_lines)"; declare -f build_on; } | sha256sum | cut -c1-32; }
 
 label_on() { docker -H "$1" image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null || true; }
 
