@@ -65,7 +65,12 @@ export class Lab {
     const id = randomBytes(3).toString('hex');
     this.dir = `/tmp/capstan-e2e-${id}`;
     this.prefix = `e${id}`;
-    this.net = `10.${100 + (parseInt(id, 16) % 100)}`;
+    // A 10.x/16 no route of this host uses yet (another lab, a developer's, a VPN), starting at a random x.
+    const routes = execFileSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' });
+    const start = parseInt(id, 16) % 100;
+    const x = Array.from({ length: 100 }, (_, k) => 100 + ((start + k) % 100)).find((k) => !routes.includes(`10.${k}.`));
+    if (x === undefined) throw new Error('no free 10.100-199.0.0/16 for a lab');
+    this.net = `10.${x}`;
     this.managers = Array.from({ length: size }, (_, k) => `n${k + 1}`);
   }
 
