@@ -296,15 +296,8 @@ EOF
 lab_pids() {
   local n p roots=()
   for n in br $(nodes); do netns_exists "$(ns "$n")" && roots+=($(ip netns pids "$(ns "$n")" 2>/dev/null)); done
-  local cmd
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    # bash only (no grep whose own command line would name $LAB)
-    { IFS= read -r -d '' cmd <"/proc/$p/cmdline"; } 2>/dev/null || true
-    [[ -n $cmd ]] || continue
-    cmd=$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null) || continue
-    [[ $cmd == *"$LAB/"* ]] && roots+=("$p")
-  done
+  # pgrep never lists itself; the calling shell's command line does not name $LAB
+  roots+=($(pgrep -f -- "$(sed 's/[][\.*^$]/\\&/g' <<<"$LAB/")" || true))
   ((${#roots[@]})) || return 0
   descendants "${roots[@]}" | sort -un
 }
