@@ -1,4 +1,5 @@
 // `npm run bench`: every benchmark in turn; each prints its own table.
+import { benchAutoscale } from './autoscale.js';
 import { benchAws } from './aws.js';
 import { benchGroup } from './group.js';
 import { benchRpc } from './rpc.js';
@@ -6,3 +7,4 @@ import { benchRpc } from './rpc.js';
 await benchGroup();
 await benchAws();
 await benchRpc();
+await benchAutoscale();

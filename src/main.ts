@@ -1,5 +1,6 @@
 // The composition root: the one place that wires Docker, leadership, the spec store, the plugins, the controller
 // and the API together. Everything else receives what it needs.
+import { Autoscaler } from './autoscale/index.js';
 import { Controller } from './group/controller.js';
 import { configHash } from './group/identity.js';
 import { validateSpec } from './group/spec.js';
@@ -9,6 +10,7 @@ import { swarmFlavorKinds } from './flavors/swarm.js';
 import { awsProviderKind } from './providers/aws/index.js';
 import { dockerProviderKind } from './providers/docker/index.js';
 import { simulatorProviderKind } from './providers/simulator/index.js';
+import { groupMethods } from './rpc/methods.js';
 import { createRpcServer, parseListen } from './rpc/server.js';
 import { packageVersion as version } from './schemas.js';
 import type { FlavorKind, Plugins, ProviderKind } from './spi/index.js';
@@ -44,8 +46,19 @@ export async function serve(): Promise<void> {
     },
   });
 
+  // Autoscaling acts through the same group methods (and per-group queue) as the API.
+  const autoscaler: Autoscaler = new Autoscaler({
+    docker,
+    logger,
+    groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id) })),
+    scaleUp: async (id, count) => void (await groups.get('group.scaleUp')!({ id, count })),
+    removeInstance: async (id, instanceId) => void (await groups.get('group.destroyInstances')!({ id, instanceIds: [instanceId] })),
+  });
+  const groups = groupMethods({ store, controller, validate, logger, autoscaler });
+
   leadership.onChange((leading) => {
     if (!leading) {
+      autoscaler.stop();
       controller.stop();
       logger.warn({ event: 'leadership.lost' }, 'not the leader: standing by');
       return;
@@ -54,7 +67,11 @@ export async function serve(): Promise<void> {
     store
       .list()
       // Leadership may have moved again while the specs loaded.
-      .then((versions) => leadership.leading && versions.forEach((v) => controller.apply(v)))
+      .then((versions) => {
+        if (!leadership.leading) return;
+        versions.forEach((v) => controller.apply(v));
+        autoscaler.start();
+      })
       .catch((err) => logger.error({ event: 'store.error', err: String(err) }, 'could not load specs'));
   });
 
@@ -63,6 +80,7 @@ export async function serve(): Promise<void> {
     store,
     controller,
     validate,
+    groups,
     leadership,
     logger,
     version,
@@ -81,6 +99,7 @@ export async function serve(): Promise<void> {
     process.once('SIGINT', shutdown);
   });
   leadership.stop();
+  autoscaler.stop();
   controller.stop();
   await server.close();
 }

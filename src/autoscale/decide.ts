@@ -5,7 +5,7 @@
 import { Ajv } from 'ajv';
 import type { Problem } from '../errors.js';
 import { durationMs } from '../group/quantity.js';
-import { desiredSize } from '../group/spec.js';
+import { desiredSize } from '../group/allocation.js';
 import { readSchema } from '../schemas.js';
 import type { Duration, GroupSpec, GroupStatus } from '../spi/index.js';
 

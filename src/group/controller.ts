@@ -17,7 +17,7 @@ import type {
 import { configHash, groupTags, logicalIdOf, TAG } from './identity.js';
 import { chunks, mapLimit } from './limit.js';
 import { plan, type Action, type Observed, type Plan } from './planner.js';
-import { desiredSize } from './spec.js';
+import { desiredSize } from './allocation.js';
 
 export interface ControllerOptions {
   readonly plugins: Plugins;

@@ -2,10 +2,13 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { InvalidError, type Problem } from '../errors.js';
 import type { GroupSpec, Plugins } from '../spi/index.js';
 import { readSchema } from '../schemas.js';
+import { autoscaleProblems } from '../autoscale/index.js';
+import { desiredSize } from './allocation.js';
 import { resolveQuantity } from './quantity.js';
 
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+ajv.addSchema(readSchema('autoscale.json'));
 const validateGroup = ajv.compile(readSchema('group.json'));
 const compiled = new WeakMap<object, ValidateFunction>();
 
@@ -54,11 +57,6 @@ function checkPlugin(
   return validate(properties).map((message) => ({ path: `${at}/properties`, message }));
 }
 
-/** Desired member count of a group. */
-export function desiredSize(spec: GroupSpec): number {
-  return 'size' in spec.allocation ? spec.allocation.size : spec.allocation.logicalIds.length;
-}
-
 /**
  * Validates a raw spec against schemas/group.json, its provider's and flavor's schemas and the cross-field rules,
  * returning it with defaults filled in. Throws InvalidError listing every problem by JSON path; never mutates `raw`.
@@ -82,6 +80,7 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   if (resolveQuantity(spec.update.maxUnavailable, size, 'down') === 0 && resolveQuantity(spec.update.maxSurge, size, 'up') === 0 && size > 0) {
     problems.push({ path: '/update', message: 'maxUnavailable and maxSurge cannot both be 0: no update could make progress' });
   }
+  problems.push(...autoscaleProblems(spec));
   if (problems.length) throw new InvalidError('invalid group spec', problems);
   return spec;
 }

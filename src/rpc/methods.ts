@@ -1,7 +1,8 @@
 import { CapstanError, InvalidError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GroupController, GroupSpec, GroupStatus, PlanPreview, SpecStore, SpecVersion } from '../spi/index.js';
-import { desiredSize } from '../group/spec.js';
+import type { Decision } from '../autoscale/index.js';
+import { desiredSize } from '../group/allocation.js';
 import { describeChanges } from './changes.js';
 import { RawJson } from './protocol.js';
 
@@ -11,6 +12,13 @@ export interface GroupServiceDeps {
   /** Validates a raw spec and applies defaults (validateSpec bound to the plugins); throws InvalidError. */
   readonly validate: (raw: unknown) => GroupSpec;
   readonly logger: Logger;
+  /** Autoscaling's recent decisions for describe, and what it would do for a pretend commit. */
+  readonly autoscaler?: AutoscaleView;
+}
+
+export interface AutoscaleView {
+  lastDecisions(groupId: string): readonly Decision[];
+  preview(spec: GroupSpec): { readonly decisions: readonly Decision[] } | undefined;
 }
 
 /** A method body: params already checked against its schema. */
@@ -50,7 +58,7 @@ function checkBounds(spec: GroupSpec, size: number): void {
  * The group service behind the group.* methods: reads and commits specs in the store and tells the
  * controller. Each method either fails before storing anything or stores exactly one new version.
  */
-export function groupMethods({ store, controller, validate, logger }: GroupServiceDeps): Map<string, Method> {
+export function groupMethods({ store, controller, validate, logger, autoscaler }: GroupServiceDeps): Map<string, Method> {
   // Read-modify-commit calls on one group run one at a time, so concurrent API calls queue instead of conflicting.
   const queues = new Map<string, Promise<unknown>>();
   function serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -112,7 +120,8 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
       const spec = validateIn(validate, p.spec, '/spec');
       if (p.pretend) {
         const sv = await store.get(spec.id);
-        return { id: spec.id, version: sv?.version ?? 0, stored: false, plan: await controller.preview(spec) };
+        const autoscale = autoscaler?.preview(spec)?.decisions.filter((d) => d.group === spec.id);
+        return { id: spec.id, version: sv?.version ?? 0, stored: false, plan: await controller.preview(spec), ...(autoscale && { autoscale }) };
       }
       return serialized(spec.id, async () => {
         const sv = await store.get(spec.id);
@@ -130,7 +139,9 @@ export function groupMethods({ store, controller, validate, logger }: GroupServi
     // From the controller, which knows the version it works on; a store read would cost a Swarm call per poll.
     async 'group.describe'(p: { id: string }) {
       const status = controller.status(p.id);
-      if (status) return describeStatus(status);
+      const decisions = autoscaler?.lastDecisions(p.id) ?? [];
+      // Decisions change apart from passes: appended to the cached serialization rather than re-serializing it.
+      if (status) return decisions.length ? new RawJson(`${describeStatus(status).json.slice(0, -1)},"autoscale":${JSON.stringify(decisions)}}`) : describeStatus(status);
       const sv = await current(p.id);
       return { id: p.id, version: sv.version, size: desiredSize(sv.spec), converged: false, instances: [], update: idle };
     },

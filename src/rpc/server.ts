@@ -8,7 +8,7 @@ import type { GroupController, GroupSpec, SpecStore } from '../spi/index.js';
 import { bearerChecker, readTokenFile } from './auth.js';
 import { checkParams, methodSchemas, publicMethods } from './catalog.js';
 import { forwardCall, forwardedHeader, leaderUrl } from './forward.js';
-import { groupMethods, type Method } from './methods.js';
+import { groupMethods, type AutoscaleView, type Method } from './methods.js';
 import { rpcCalls } from './metrics.js';
 import { openRpcDocument } from './openrpc.js';
 import { checkEnvelope, errorResponse, isErrorResponse, parseError, RawJson, RawResponse, responseBody, serializeResponse, toRpcError, tooLarge, type AnyResponse } from './protocol.js';
@@ -33,6 +33,9 @@ export interface RpcServerOptions {
   readonly controller: GroupController;
   /** validateSpec bound to the plugins: raw spec in, validated spec with defaults out; throws InvalidError. */
   readonly validate: (raw: unknown) => GroupSpec;
+  /** The group.* methods, when the caller shares them (the autoscaler commits through the same per-group queue). */
+  readonly groups?: Map<string, Method>;
+  readonly autoscaler?: AutoscaleView;
   readonly leadership: LeadershipView;
   /** For /readyz: Docker reachable and a leader known. Always ready when absent. */
   readonly ready?: () => Promise<boolean>;
@@ -95,7 +98,7 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
     ['rpc.discover', async () => discoverJson],
     ['manager.status', async () => ({ ...leadership.status(), uptimeSeconds: Math.round(process.uptime()), version })],
   ]);
-  const methods = new Map([...groupMethods({ ...options, logger }), ...local]);
+  const methods = new Map([...(options.groups ?? groupMethods({ ...options, logger })), ...local]);
 
   const rpc = new JSONRPCServer<CallContext>({ errorListener: () => undefined });
   for (const [name, method] of methods) rpc.addMethod(name, (params) => method(params));
