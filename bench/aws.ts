@@ -1,17 +1,15 @@
 /**
  * Provisions 200 instances through the aws provider on moto, in batches, then destroys them all,
  * and compares the EC2 calls with launching and terminating one instance per call.
- * Alone: `npm run build && node dist/bench/aws.js`.
+ * Alone: `npx tsc -p tsconfig.json && node dist/bench/aws.js`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { CreateSubnetCommand, CreateVpcCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { silentLogger } from '../src/log.js';
 import { providerCalls } from '../src/metrics.js';
 import { awsProviderKind } from '../src/providers/aws/index.js';
 import type { InstanceSpec } from '../src/spi/instance.js';
+import { createSubnets, startMoto, useFakeCredentials } from '../test/support/moto.js';
 
 const TOTAL = 200;
 
@@ -27,57 +25,12 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
   return performance.now() - start;
 }
 
-/**
- * moto_server on a free loopback port. The bench is built with src/ alone (the image build has
- * no test/), so it does not share test/support/moto.ts.
- */
-async function startMoto(): Promise<{ endpoint: string; stop(): Promise<void> }> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  const child: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  const failed = new Promise<never>((_, reject) => {
-    child.once('error', (err) => reject(new Error(`moto_server could not start (is moto[server] installed?): ${err.message}`)));
-    child.once('exit', (code) => reject(new Error(`moto_server exited with ${code}`)));
-  });
-  failed.catch(() => {});
-  const endpoint = `http://127.0.0.1:${port}`;
-  for (let tries = 0; ; tries++) {
-    const up = await Promise.race([fetch(`${endpoint}/moto-api/data.json`).then((r) => r.ok, () => false), failed]);
-    if (up) break;
-    if (tries > 300) throw new Error(`moto_server did not answer on ${endpoint}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return {
-    endpoint,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-async function createSubnets(ec2: EC2Client, count: number): Promise<string[]> {
-  const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
-  const ids: string[] = [];
-  for (let n = 0; n < count; n++) {
-    const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: vpc.Vpc!.VpcId!, CidrBlock: `10.0.${n + 1}.0/24`, AvailabilityZone: `us-east-1${'abc'[n]}` }));
-    ids.push(subnet.Subnet!.SubnetId!);
-  }
-  return ids;
-}
-
 export async function benchAws(): Promise<void> {
-  // moto takes any credentials; the provider finds these through the SDK's default chain.
-  process.env.AWS_ACCESS_KEY_ID = 'bench';
-  process.env.AWS_SECRET_ACCESS_KEY = 'bench';
+  useFakeCredentials();
   const moto = await startMoto();
   const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
   try {
-    const subnetIds = await createSubnets(ec2, 3);
+    const subnetIds = await createSubnets(moto.endpoint, 3);
     const aws = awsProviderKind({ logger: silentLogger }).create({
       region: 'us-east-1',
       endpoint: moto.endpoint,

@@ -1,17 +1,12 @@
 import t, { type Test } from 'tap';
-import { DescribeInstancesCommand, EC2Client, type Instance as Ec2Instance } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, type Instance as Ec2Instance } from '@aws-sdk/client-ec2';
 import { awsProviderKind, type AwsProviderKindOptions } from '../../src/providers/aws/index.js';
 import { silentLogger } from '../../src/log.js';
 import { providerCalls, providerErrors } from '../../src/metrics.js';
 import type { InstanceProvider, InstanceSpec } from '../../src/spi/instance.js';
-import { createSubnets, startFaultProxy, startMoto, useFakeCredentials, type FaultOptions } from '../support/moto.js';
+import { createSubnets, startFaultProxy, motoForTests, type FaultOptions } from '../support/moto.js';
 
-useFakeCredentials();
-const moto = await startMoto();
-t.teardown(() => moto.stop());
-t.beforeEach(() => moto.reset());
-const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
-t.teardown(() => ec2.destroy());
+const { moto, ec2 } = await motoForTests();
 
 async function throughProxy(t: Test, subnetIds: string[], faults: FaultOptions, options: AwsProviderKindOptions = {}) {
   const proxy = await startFaultProxy(moto.endpoint, faults);

@@ -1,17 +1,12 @@
 import t from 'tap';
-import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, type Instance as Ec2Instance } from '@aws-sdk/client-ec2';
+import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeVolumesCommand, type Instance as Ec2Instance } from '@aws-sdk/client-ec2';
 import { awsProviderKind, type AwsError, type AwsProviderKindOptions } from '../../src/providers/aws/index.js';
 import { silentLogger } from '../../src/log.js';
 import { providerCalls, providerErrors } from '../../src/metrics.js';
 import type { InstanceProvider, InstanceSpec } from '../../src/spi/instance.js';
-import { createSubnets, startMoto, useFakeCredentials } from '../support/moto.js';
+import { createSubnets, motoForTests } from '../support/moto.js';
 
-useFakeCredentials();
-const moto = await startMoto();
-t.teardown(() => moto.stop());
-t.beforeEach(() => moto.reset());
-const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
-t.teardown(() => ec2.destroy());
+const { moto, ec2 } = await motoForTests();
 
 function provider(subnetIds: string[], options: AwsProviderKindOptions = {}, extra: object = {}): InstanceProvider {
   return awsProviderKind({ logger: silentLogger, ...options }).create({

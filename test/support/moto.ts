@@ -189,3 +189,15 @@ export async function createSubnets(endpoint: string, count: number): Promise<st
   ec2.destroy();
   return ids;
 }
+
+/** The usual setup of a test file: fake credentials, one moto for the file, reset before each test, an EC2 client. */
+export async function motoForTests(): Promise<{ moto: Moto; ec2: EC2Client }> {
+  const { default: t } = await import('tap');
+  useFakeCredentials();
+  const moto = await startMoto();
+  t.teardown(() => moto.stop());
+  t.beforeEach(() => moto.reset());
+  const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
+  t.teardown(() => ec2.destroy());
+  return { moto, ec2 };
+}
