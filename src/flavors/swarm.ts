@@ -142,11 +142,17 @@ export function assessNodes(nodes: readonly SwarmNode[], role: Role): HealthRepo
   return { health: serving && member ? 'healthy' : 'unhealthy', link: node.ID };
 }
 
+interface JoinInfo {
+  readonly tokens: Record<Role, string>;
+  /** Every manager a machine may join through, the leader first: the leader may be gone by the time it boots. */
+  readonly addrs: readonly string[];
+}
+
 /** Everything the flavors do to the Swarm, through one manager's API. */
 class Swarm {
   /** Demotions and removals of managers one at a time, each judged on a fresh node list. */
   private membership: Promise<unknown> = Promise.resolve();
-  private joinInfo?: { at: number; value: Promise<{ tokens: Record<Role, string>; addr: string }> };
+  private joinInfo?: { at: number; value: Promise<JoinInfo> };
 
   constructor(
     readonly docker: Docker,
@@ -158,8 +164,8 @@ class Swarm {
     return (await this.docker.listNodes()) as SwarmNode[];
   }
 
-  /** Join tokens and the address of a Ready, reachable manager (the leader first); briefly cached for batches. */
-  async join(): Promise<{ tokens: Record<Role, string>; addr: string }> {
+  /** Join tokens and the addresses of the Ready, reachable managers (the leader first); briefly cached for batches. */
+  async join(): Promise<JoinInfo> {
     if (!this.joinInfo || Date.now() - this.joinInfo.at > JOIN_INFO_TTL_MS) {
       const value = this.readJoinInfo();
       this.joinInfo = { at: Date.now(), value };
@@ -168,7 +174,7 @@ class Swarm {
     return this.joinInfo.value;
   }
 
-  private async readJoinInfo(): Promise<{ tokens: Record<Role, string>; addr: string }> {
+  private async readJoinInfo(): Promise<JoinInfo> {
     const [swarm, managers] = await Promise.all([
       this.docker.swarmInspect() as Promise<{ JoinTokens: { Worker: string; Manager: string } }>,
       this.docker.listNodes({ filters: JSON.stringify({ role: ['manager'] }) }) as Promise<SwarmNode[]>,
@@ -177,7 +183,7 @@ class Swarm {
       .filter((n) => n.Status.State === 'ready' && n.ManagerStatus?.Reachability === 'reachable' && n.ManagerStatus.Addr)
       .sort((a, b) => Number(Boolean(b.ManagerStatus!.Leader)) - Number(Boolean(a.ManagerStatus!.Leader)));
     if (candidates.length === 0) throw new CapstanError('noLeader', 'no Ready, reachable manager to join');
-    return { tokens: { worker: swarm.JoinTokens.Worker, manager: swarm.JoinTokens.Manager }, addr: candidates[0]!.ManagerStatus!.Addr };
+    return { tokens: { worker: swarm.JoinTokens.Worker, manager: swarm.JoinTokens.Manager }, addrs: candidates.map((n) => n.ManagerStatus!.Addr) };
   }
 
   /** Runs `fn` after every earlier membership change has settled. */
@@ -255,11 +261,14 @@ class SwarmFlavor implements Flavor {
 
   /** Replaces the spec's init with the join script; a fresh link id goes into the script and the tags. */
   async prepare(spec: InstanceSpec, ctx: PrepareContext): Promise<InstanceSpec> {
-    const { tokens, addr } = await this.swarm.join();
+    const { tokens, addrs: found } = await this.swarm.join();
     const link = randomUUID();
     const managerAddr = this.properties.managerAddr;
+    const addrs = managerAddr === undefined ? found : [/:\d+$/.test(managerAddr) ? managerAddr : `${managerAddr}:2377`];
+    const unsafe = addrs.find((a) => !SHELL_SAFE.test(a));
+    if (unsafe !== undefined) throw new CapstanError('invalidParams', `manager address ${JSON.stringify(unsafe)} is not safe in a shell script`);
     const vars: Record<TemplateVariable, string> = {
-      JOIN_ADDR: managerAddr === undefined ? addr : /:\d+$/.test(managerAddr) ? managerAddr : `${managerAddr}:2377`,
+      JOIN_ADDR: addrs[0]!,
       LINK_ID: link,
       GROUP_ID: ctx.groupId,
       LOGICAL_ID: ctx.logicalId ?? spec.logicalId ?? '',
@@ -272,7 +281,7 @@ class SwarmFlavor implements Flavor {
         throw new CapstanError('invalidParams', `{{${name}}} would be ${JSON.stringify(value)}, which is not safe in a shell script`);
       }
     }
-    return { ...spec, tags: { ...spec.tags, [LINK_TAG]: link }, init: renderInit(this.role, this.properties, vars, tokens[this.role]) };
+    return { ...spec, tags: { ...spec.tags, [LINK_TAG]: link }, init: renderInit(this.role, this.properties, vars, tokens[this.role], addrs) };
   }
 
   async health(instances: readonly Instance[]): Promise<Map<string, HealthReport>> {
@@ -373,13 +382,13 @@ async function removeOrphans(swarm: Swarm, liveLinks: ReadonlySet<string>, group
 }
 
 /** The machine's first-boot script: see the description in schemas/swarm-flavor.json. */
-export function renderInit(role: Role, p: SwarmFlavorProperties, vars: Record<TemplateVariable, string>, token: string): string {
+export function renderInit(role: Role, p: SwarmFlavorProperties, vars: Record<TemplateVariable, string>, token: string, addrs: readonly string[] = [vars.JOIN_ADDR]): string {
   const fill = (text: string): string => text.replace(VARIABLE, (_, name: string) => vars[name as TemplateVariable]);
   const labels = [`${INSTANCE_LABEL}=${vars.LINK_ID}`, `${GROUP_LABEL}=${vars.GROUP_ID}`, ...Object.entries(p.labels ?? {}).map(([k, v]) => `${k}=${fill(v)}`)];
   const advertise = p.advertiseAddr === undefined ? '' : ` --advertise-addr '${p.advertiseAddr}'`;
   return `#!/bin/sh
-# Capstan swarm-${role} init, group ${vars.GROUP_ID}: label this engine with link ${vars.LINK_ID}, join the Swarm at
-# ${vars.JOIN_ADDR}. Runs once, at first boot. Never prints the join token.
+# Capstan swarm-${role} init, group ${vars.GROUP_ID}: label this engine with link ${vars.LINK_ID}, join the Swarm
+# through ${addrs.join(', ')}. Runs once, at first boot. Never prints the join token.
 log() { echo "[capstan-init $(date +%H:%M:%S)] $*"; }
 fail() { log "ERROR: $*"; exit 1; }
 nap() { sleep "$1" 2>/dev/null || sleep 1; }
@@ -413,13 +422,16 @@ log "engine labelled ${INSTANCE_LABEL}=${vars.LINK_ID}"
 
 state() { docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null; }
 token='${token}'
+# Each attempt tries the next manager: the one that was leader when this script was written may be gone.
+set -- ${addrs.map((a) => `'${a}'`).join(' ')}
 n=0
 until [ "$(state)" = active ] || [ "$(state)" = pending ]; do
-  n=$((n + 1)); [ $n -gt ${p.joinAttempts ?? 10} ] && fail "could not join the Swarm at ${vars.JOIN_ADDR}"
-  if out=$(docker swarm join --token "$token"${advertise} '${vars.JOIN_ADDR}' 2>&1); then
+  n=$((n + 1)); [ $n -gt ${p.joinAttempts ?? 10} ] && fail "could not join the Swarm through $*"
+  addr=$1; shift; set -- "$@" "$addr"
+  if out=$(docker swarm join --token "$token"${advertise} "$addr" 2>&1); then
     log "$out"
   else
-    log "join attempt $n failed: $out"; nap 3
+    log "join attempt $n through $addr failed: $out"; nap 3
   fi
 done
 unset token

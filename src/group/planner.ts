@@ -125,8 +125,9 @@ function planSized({ input, facts, healthTimeout }: Ctx, size: number): Plan {
   const old = members.filter((f) => !f.current);
   const failure = failureOf(members, healthTimeout);
   if (!old.length || input.paused || failure) {
-    // 2a. Replace the lost; repair (one budget's worth at a time) instances that went bad after their deadline.
-    const broken = old.length ? [] : members.filter((f) => f.o.health === 'unhealthy' && f.failed).slice(0, Math.max(1, maxUnavailable));
+    // 2a. Replace the lost; repair (a budget at a time) instances not healthy by their deadline: ones that went
+    // bad, and ones that never became members (a machine that could not join, say).
+    const broken = old.length ? [] : members.filter((f) => f.failed).slice(0, Math.max(1, maxUnavailable));
     actions.push({ kind: 'destroy', ids: broken.map(idOf), reason: 'repair' });
     actions.push({ kind: 'provision', count: Math.min(size, max) - members.length });
     return finish(actions, size, members, input.paused, failure);

@@ -114,6 +114,16 @@ t.test('an instance that went bad after its deadline is repaired when no update 
   t.same(destroyed(p.actions, 'repair'), ['b']);
 });
 
+t.test('an instance that never became healthy by its deadline is replaced, one not yet due is kept', async (t) => {
+  const observed = [
+    obs(inst('a', 'new')),
+    obs(inst('never', 'new', { launchedAt: NOW - 61_000 }), 'unknown'),
+    obs(inst('booting', 'new', { launchedAt: NOW - 30_000 }), 'unknown'),
+  ];
+  const p = run({ spec: sizedSpec(3), observed });
+  t.same(destroyed(p.actions, 'repair'), ['never']);
+});
+
 t.test('logical ids: missing created, unknown removed, duplicates collapsed', async (t) => {
   const observed = [
     obs(inst('x1', 'new', { logicalId: '10.0.0.1' })),
