@@ -9,7 +9,7 @@
 # 2. Build: `docker build` of the Dockerfile as is, whose `npm ci` steps need the npm registry. It is reachable from
 #    the host's network namespace but not from a lab node's (no route out), so the build runs with
 #    `--network host` on the target engine when a probe there reaches the registry, and otherwise on a private
-#    dockerd in the host's network namespace (no bridge, no iptables changes, stopped afterwards; its layer cache
+#    dockerd in the host's network namespace (its own bridge, no iptables changes, stopped afterwards; its layer cache
 #    under $CAPSTAN_BUILD_DIR makes a rebuild after a source change take seconds); then `docker save | docker load`.
 #    The legacy builder is used (the CLI has no buildx here; dockerd is 20.10).
 #    CAPSTAN_BUILD_ON=target|private skips the probe.
@@ -107,11 +107,15 @@ build_on() {
 
 # A private dockerd in the host's network namespace, only for `docker build --network host`.
 PRIV=$WORK/engine
+# A bridge of its own: with `--bridge none` dockerd 20.10 deletes the host's docker0, which other engines use.
+# Nothing is routed through it (builds use --network host); a link-local /30 keeps it out of every real range.
+PRIV_BRIDGE=capbuild0
 priv_start() {
   mkdir -p "$PRIV"
-  # Its own exec-root, pidfile and containerd; no bridge and no iptables rules, so the host's network is untouched.
+  ip link show "$PRIV_BRIDGE" >/dev/null 2>&1 || { ip link add "$PRIV_BRIDGE" type bridge && ip addr add 169.254.250.1/30 dev "$PRIV_BRIDGE"; }
+  # Its own exec-root, pidfile, containerd and bridge; no iptables rules, so the host's network is untouched.
   setsid dockerd --data-root "$PRIV/data" --exec-root "$PRIV/exec" --pidfile "$PRIV/docker.pid" -H "unix://$PRIV/docker.sock" \
-    --bridge none --iptables=false --ip-masq=false --ip-forward=false </dev/null >"$PRIV/dockerd.log" 2>&1 8>&- &
+    --bridge "$PRIV_BRIDGE" --iptables=false --ip-masq=false --ip-forward=false </dev/null >"$PRIV/dockerd.log" 2>&1 8>&- &
   local i
   for i in $(seq 1 150); do curl -sf --max-time 2 --unix-socket "$PRIV/docker.sock" http://x/_ping >/dev/null 2>&1 && return; sleep 0.2; done
   tail -20 "$PRIV/dockerd.log" >&2; die "private build engine did not start"
@@ -124,6 +128,7 @@ priv_stop() {
   kill -KILL "$p" 2>/dev/null || true
   # dockerd leaves its netns bind mount (exec/netns/default) behind
   awk -v r="$PRIV/" 'index($5,r)==1{print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+  ip link del "$PRIV_BRIDGE" 2>/dev/null || true
 }
 
 transfer() { # from to...: one save, loads in parallel
