@@ -81,6 +81,7 @@ export async function serve(): Promise<void> {
     controller,
     validate,
     groups,
+    storeProblems: () => store.problems(),
     leadership,
     logger,
     version,

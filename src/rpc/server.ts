@@ -37,6 +37,8 @@ export interface RpcServerOptions {
   readonly groups?: Map<string, Method>;
   readonly autoscaler?: AutoscaleView;
   readonly leadership: LeadershipView;
+  /** Stored specs that are not served (corrupt or invalid), shown by manager.status. */
+  readonly storeProblems?: () => readonly object[];
   /** For /readyz: Docker reachable and a leader known. Always ready when absent. */
   readonly ready?: () => Promise<boolean>;
   /** File holding the bearer token; default env CAPSTAN_TOKEN_FILE. */
@@ -96,7 +98,13 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
   const discoverJson = new RawJson(JSON.stringify(discover));
   const local = new Map<string, Method>([
     ['rpc.discover', async () => discoverJson],
-    ['manager.status', async () => ({ ...leadership.status(), uptimeSeconds: Math.round(process.uptime()), version })],
+    [
+      'manager.status',
+      async () => {
+        const storeProblems = options.storeProblems?.() ?? [];
+        return { ...leadership.status(), uptimeSeconds: Math.round(process.uptime()), version, ...(storeProblems.length ? { storeProblems } : {}) };
+      },
+    ],
   ]);
   const methods = new Map([...(options.groups ?? groupMethods({ ...options, logger })), ...local]);
 

@@ -248,6 +248,11 @@ t.test('manager.status and rpc.discover answer without a token', async (t) => {
   t.match(status, { nodeId: 'node-a', leading: true, leaderNodeId: 'node-a', leaderAddr: '127.0.0.1', version: '0.1.0' });
   t.type(status.uptimeSeconds, 'number');
 
+  t.notOk('storeProblems' in status, 'no store problems, no field');
+  const bad = { id: 'web', version: 4, config: 'capstan.group.web.v4', configId: 'x1', message: 'not JSON' };
+  const withProblem = await startServer(t, { storeProblems: () => [bad] });
+  t.same((await withProblem.call('manager.status', undefined, null)).result.storeProblems, [bad], 'a corrupt stored spec is reported');
+
   const doc = (await h.call('rpc.discover', {}, null)).result;
   t.equal(doc.openrpc, '1.2.6');
   t.same(
