@@ -56,6 +56,7 @@ export async function serve(): Promise<void> {
   });
   const groups = groupMethods({ store, controller, validate, logger, autoscaler });
 
+  leadership.onNodeEvent(() => controller.healthChanged());
   leadership.onChange((leading) => {
     if (!leading) {
       autoscaler.stop();

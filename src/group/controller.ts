@@ -363,6 +363,11 @@ export class Controller implements GroupController {
     this.loops.get(id)?.wake();
   }
 
+  /** A member's health may have changed (a node event): every group passes soon, bursts of events coalesced. */
+  healthChanged(): void {
+    for (const loop of this.loops.values()) loop.wake(250);
+  }
+
   status(id: string): GroupStatus | undefined {
     return this.loops.get(id)?.status();
   }

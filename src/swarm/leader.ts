@@ -84,6 +84,7 @@ export class Leadership {
   readonly #pollMs: number;
   readonly #timeoutMs: number;
   readonly #listeners = new Set<(leading: boolean) => void>();
+  readonly #nodeListeners = new Set<() => void>();
   readonly #abort = new AbortController();
   #state: 'new' | 'running' | 'stopped' = 'new';
   #verdict: Verdict = { leading: false };
@@ -141,6 +142,12 @@ export class Leadership {
   /** Manager address (host only) of the current leader, for forwarding requests; undefined while in doubt. */
   leaderAddr(): string | undefined {
     return this.#verdict.leaderAddr;
+  }
+
+  /** Calls `fn` on every Swarm node event (a node joined, went Down, was drained...); returns an unsubscribe. */
+  onNodeEvent(fn: () => void): () => void {
+    this.#nodeListeners.add(fn);
+    return () => this.#nodeListeners.delete(fn);
   }
 
   /** Calls `fn` on every change of this replica's leadership; returns a function that unsubscribes. */
@@ -226,7 +233,10 @@ export class Leadership {
         (stream) => {
           if (this.#state !== 'running') return destroy(stream);
           this.#events = stream;
-          stream.on('data', () => void this.#trigger());
+          stream.on('data', () => {
+            void this.#trigger();
+            for (const fn of this.#nodeListeners) fn();
+          });
           stream.on('error', (err: unknown) => this.#logger.debug({ error: messageOf(err) }, 'node events stream failed'));
           stream.on('close', () => {
             this.#events = undefined;

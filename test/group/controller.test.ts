@@ -232,3 +232,15 @@ t.test('preview shows what a commit would do, changing nothing', async (t) => {
   t.same(preview.destroy, []);
   t.equal(s.cloud.list().length, 2);
 });
+
+t.test('a health change wakes every group soon, without waiting for the interval', async (t) => {
+  const s = setup();
+  const c = s.make();
+  t.teardown(() => c.stop());
+  c.apply(s.commit(base(2)));
+  await settle(c, s.advance);
+  s.cloud.lose(s.cloud.list()[0]!.id);
+  c.healthChanged();
+  await new Promise((r) => setTimeout(r, 600));
+  t.equal(s.cloud.list().length, 2, 'the lost machine was replaced by a pass the event triggered');
+});
