@@ -1,6 +1,6 @@
 /**
- * Provisions 200 instances through the aws provider on moto, in batches, then destroys them all,
- * and compares the EC2 calls with launching and terminating one instance per call.
+ * Scales an aws group 0 -> 200 -> 0 on moto through the controller and the aws provider, and compares the EC2 calls
+ * with launching and terminating one instance per call.
  * Alone: `npx tsc -p tsconfig.json && node dist/bench/aws.js`.
  */
 import { pathToFileURL } from 'node:url';
@@ -8,7 +8,10 @@ import { EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-
 import { silentLogger } from '../src/log.js';
 import { providerCalls } from '../src/metrics.js';
 import { awsProviderKind } from '../src/providers/aws/index.js';
-import type { InstanceSpec } from '../src/spi/instance.js';
+import { vanillaFlavorKind } from '../src/flavors/vanilla.js';
+import { Controller } from '../src/group/controller.js';
+import { validateSpec } from '../src/group/spec.js';
+import type { Plugins } from '../src/spi/index.js';
 import { createSubnets, startMoto, useFakeCredentials } from '../test/support/moto.js';
 
 const TOTAL = 200;
@@ -31,29 +34,28 @@ export async function benchAws(): Promise<void> {
   const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
   try {
     const subnetIds = await createSubnets(moto.endpoint, 3);
-    const aws = awsProviderKind({ logger: silentLogger }).create({
-      region: 'us-east-1',
-      endpoint: moto.endpoint,
-      subnetIds,
-      launch: { ImageId: 'ami-12345678', InstanceType: 't3.micro' },
-    });
-    const spec: InstanceSpec = { tags: { 'capstan.group': 'bench', 'capstan.config': 'c1' }, init: '#!/bin/sh\necho bench\n' };
+    const plugins: Plugins = { providers: new Map([['aws', awsProviderKind({ logger: silentLogger })]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
+    const properties = { region: 'us-east-1', endpoint: moto.endpoint, subnetIds, launch: { ImageId: 'ami-12345678', InstanceType: 't3.micro' } };
+    const controller = new Controller({ plugins, logger: silentLogger, intervalMs: 3_600_000, busyMs: 3_600_000 });
+    let version = 0;
+    /** Commits the size and runs passes until the group has converged; returns the passes it took. */
+    const scaleTo = async (size: number): Promise<number> => {
+      const spec = validateSpec({ id: 'bench', allocation: { size }, instance: { provider: 'aws', properties }, flavor: { kind: 'vanilla', properties: { init: '#!/bin/sh\necho bench\n' } }, update: { healthyFor: '0s' } }, plugins);
+      controller.apply({ id: 'bench', version: ++version, createdAt: '', spec });
+      for (let pass = 1; ; pass++) if ((await controller.reconcile('bench'))?.converged) return pass;
+    };
 
     const beforeProvision = await callsByOperation();
-    const ids: string[] = [];
-    const provisionMs = await timed(async () => {
-      for (let batch = 0; ids.length < TOTAL; batch++) {
-        const size = Math.min(aws.maxBatch, TOTAL - ids.length);
-        const launched = await aws.provision(Array.from({ length: size }, () => spec), `bench-${batch}`);
-        ids.push(...launched.map((i) => i.id));
-      }
-    });
+    let upPasses = 0;
+    const provisionMs = await timed(async () => (upPasses = await scaleTo(TOTAL)));
     const afterProvision = await callsByOperation();
-    const found = (await aws.describe({ 'capstan.group': 'bench' })).length;
+    const found = controller.status('bench')!.instances.length;
     const beforeDestroy = await callsByOperation();
-    const destroyMs = await timed(() => aws.destroy(ids));
+    let downPasses = 0;
+    const destroyMs = await timed(async () => (downPasses = await scaleTo(0)));
     const afterDestroy = await callsByOperation();
-    const left = (await aws.describe({ 'capstan.group': 'bench' })).length;
+    const left = controller.status('bench')!.instances.length;
+    controller.stop();
 
     // The naive way on the same moto, bypassing the provider: one instance per call.
     const naiveIds: string[] = [];
@@ -77,9 +79,9 @@ export async function benchAws(): Promise<void> {
     const sum = (col: number): string => String(rows.reduce((n, r) => n + Number(r[col]), 0));
     rows.push(['total EC2 calls', sum(1), sum(2), sum(3), sum(4)]);
     rows.push(['wall time (ms)', provisionMs.toFixed(0), destroyMs.toFixed(0), (provisionMs + destroyMs).toFixed(0), (naiveProvisionMs + naiveDestroyMs).toFixed(0)]);
-    console.log(`\naws provider on moto: ${TOTAL} instances in batches of ${aws.maxBatch} over ${subnetIds.length} subnets, then destroyed`);
-    console.log(`described after provision: ${found}, after destroy: ${left}`);
-    printTable(['', 'provision', 'destroy', 'capstan', 'one per instance'], rows);
+    console.log(`\naws group on moto, controller and provider: size 0 -> ${TOTAL} -> 0 over ${subnetIds.length} subnets`);
+    console.log(`instances after scale-up: ${found} (${upPasses} passes), after scale-down: ${left} (${downPasses} passes)`);
+    printTable(['', '0 -> 200', '200 -> 0', 'capstan', 'one per instance'], rows);
   } finally {
     ec2.destroy();
     await moto.stop();
