@@ -12,7 +12,7 @@ import { dockerProviderKind } from './providers/docker/index.js';
 import { simulatorProviderKind } from './providers/simulator/index.js';
 import { groupMethods } from './rpc/methods.js';
 import { createRpcServer, parseListen } from './rpc/server.js';
-import { packageVersion as version } from './schemas.js';
+import { packageVersion as version } from './package.js';
 import type { FlavorKind, Plugins, ProviderKind } from './spi/index.js';
 import { createDocker } from './swarm/docker.js';
 import { Leadership } from './swarm/leader.js';

@@ -6,7 +6,7 @@ import { Ajv } from 'ajv';
 import type { Problem } from '../errors.js';
 import { durationMs } from '../group/quantity.js';
 import { desiredSize } from '../group/allocation.js';
-import { readSchema } from '../schemas.js';
+import { readSchema } from '../package.js';
 import type { Duration, GroupSpec, GroupStatus } from '../spi/index.js';
 
 /** schemas/autoscale.json, with its defaults filled in. */

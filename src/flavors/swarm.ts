@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import { CapstanError } from '../errors.js';
 import { durationMs } from '../group/quantity.js';
 import { createLogger, type Logger } from '../log.js';
-import { readSchema } from '../schemas.js';
+import { readSchema } from '../package.js';
 import type { Duration, Flavor, FlavorKind, HealthReport, Instance, InstanceSpec, PrepareContext } from '../spi/index.js';
 
 /** Instance tag holding the link id; the node's engine label INSTANCE_LABEL carries the same value. */
@@ -361,24 +361,21 @@ function swarmOf(docker: Docker, logger?: Logger, pollMs?: number): Swarm {
  * `group` (or, without `group`, of every group). Managers are demoted first, unless that would lose quorum (then
  * skipped). Returns the removed node ids.
  */
-/** Removes Down nodes of `group` whose link is not live; returns their ids. */
-async function removeOrphans(swarm: Swarm, liveLinks: ReadonlySet<string>, group: string): Promise<string[]> {
+/** Removes Down nodes of `group` whose link is not live. */
+async function removeOrphans(swarm: Swarm, liveLinks: ReadonlySet<string>, group: string): Promise<void> {
   const orphans = (await swarm.nodes()).filter((n) => {
     const labels = n.Description?.Engine?.Labels ?? {};
     const link = labels[INSTANCE_LABEL];
     return n.Status.State === 'down' && link !== undefined && !liveLinks.has(link) && labels[GROUP_LABEL] === group;
   });
-  const removed: string[] = [];
   for (const node of orphans) {
     try {
       await removeNode(swarm, node);
-      removed.push(node.ID);
       swarm.logger.info({ event: 'node.removed', node: node.ID, reason: 'machine gone' }, 'removed the Down node of a vanished machine');
     } catch (err) {
       swarm.logger.warn({ node: node.ID, err: String(err) }, 'could not remove orphan node');
     }
   }
-  return removed;
 }
 
 /** The machine's first-boot script: see the description in schemas/swarm-flavor.json. */

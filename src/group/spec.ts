@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { InvalidError, type Problem } from '../errors.js';
 import type { GroupSpec, Plugins } from '../spi/index.js';
-import { readSchema } from '../schemas.js';
+import { readSchema } from '../package.js';
 import { autoscaleProblems } from '../autoscale/index.js';
 import { desiredSize } from './allocation.js';
 import { resolveQuantity } from './quantity.js';

@@ -1,7 +1,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CapstanError } from '../errors.js';
 import { problemsOf } from '../group/spec.js';
-import { readSchema } from '../schemas.js';
+import { readSchema } from '../package.js';
 
 /** Every public method, in the order rpc.discover lists them. The names are the API's contract. */
 export const methodNames = [

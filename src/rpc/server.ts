@@ -3,7 +3,7 @@ import { JSONRPCErrorCode, JSONRPCServer, type JSONRPCRequest, type JSONRPCRespo
 import { CapstanError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { registry } from '../metrics.js';
-import { packageVersion } from '../schemas.js';
+import { packageVersion } from '../package.js';
 import type { GroupController, GroupSpec, SpecStore } from '../spi/index.js';
 import { bearerChecker, readTokenFile } from './auth.js';
 import { checkParams, methodSchemas, publicMethods } from './catalog.js';

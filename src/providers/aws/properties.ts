@@ -1,9 +1,7 @@
 /** The aws provider's `instance.properties`: their type, JSON Schema and validation. */
-import { readFileSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { RunInstancesCommandInput } from '@aws-sdk/client-ec2';
+import { readSchema } from '../../package.js';
 
 /** RunInstances fields Capstan sets itself; the schema refuses them in `launch`. */
 export type CapstanOwned =
@@ -26,19 +24,7 @@ export interface AwsProperties {
   readonly launch: Omit<RunInstancesCommandInput, CapstanOwned>;
 }
 
-/** schemas/aws.json, found from this module whether it runs from src/ or from dist/. */
-export const awsSchema: object = JSON.parse(readFileSync(schemaPath(), 'utf8'));
-
-function schemaPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'schemas', 'aws.json');
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('schemas/aws.json not found above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-}
+export const awsSchema: object = readSchema('aws.json');
 
 const validateSchema = new Ajv({ allErrors: true, strict: true }).compile<AwsProperties>(awsSchema);
 

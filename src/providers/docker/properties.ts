@@ -1,6 +1,6 @@
 /** The docker provider's `instance.properties`: their type, schema (schemas/docker.json), checks and defaults. */
 import { Ajv, type ErrorObject } from 'ajv';
-import { readSchema } from '../../schemas.js';
+import { readSchema } from '../../package.js';
 
 export interface DockerProperties {
   readonly engine?: string;

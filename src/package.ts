@@ -1,3 +1,4 @@
+// Files shipped with the package: its JSON Schemas and its version.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
