@@ -62,22 +62,27 @@ class Watch {
   }
   private async run() {
     while (!this.stopped) {
-      try {
-        const [nodes, machines] = await Promise.all([this.lab.groupNodes(GROUP, alive(this.lab)), this.lab.machines(GROUP)]);
-        const now = Date.now();
-        this.minReady = Math.min(this.minReady, readyActive(nodes).length);
-        for (const n of nodes) if (n.Spec.Availability === 'drain' && !this.drainedAt.has(n.ID)) this.drainedAt.set(n.ID, now);
-        const links = new Set(machines.filter((m) => m.state === 'running').map((m) => m.labels['capstan.link']));
-        for (const link of this.linkOf.values()) if (!links.has(link) && !this.machineGoneAt.has(link)) this.machineGoneAt.set(link, now);
-      } catch {
-        // a manager busy in an election: next round
-      }
+      await this.sample();
       await sleep(150);
     }
   }
+  private async sample() {
+    try {
+      const [nodes, machines] = await Promise.all([this.lab.groupNodes(GROUP, alive(this.lab)), this.lab.machines(GROUP)]);
+      const now = Date.now();
+      this.minReady = Math.min(this.minReady, readyActive(nodes).length);
+      for (const n of nodes) if (n.Spec.Availability === 'drain' && !this.drainedAt.has(n.ID)) this.drainedAt.set(n.ID, now);
+      const links = new Set(machines.filter((m) => m.state === 'running').map((m) => m.labels['capstan.link']));
+      for (const link of this.linkOf.values()) if (!links.has(link) && !this.machineGoneAt.has(link)) this.machineGoneAt.set(link, now);
+    } catch {
+      // a manager busy in an election: next round
+    }
+  }
+  /** Ends with one more look, so that what settled since the last round is seen too. */
   async stop() {
     this.stopped = true;
     await this.loop;
+    await this.sample();
   }
 }
 
