@@ -64,6 +64,7 @@ class GroupLoop {
   private last: Plan | undefined;
   private lastError: GroupStatus['lastError'];
   private lastPassAt: string | undefined;
+  private progressKey = '';
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
   private cached: GroupStatus | undefined;
   private errors = 0;
@@ -159,6 +160,7 @@ class GroupLoop {
     try {
       const observed = await this.observe(cfg);
       const p = plan({ spec: cfg.version.spec, configHash: cfg.hash, observed, now: this.o.clock(), paused: this.paused, ...this.self(observed) });
+      this.reportProgress(cfg, observed, p);
       this.last = p;
       this.lastPassAt = new Date(this.o.clock()).toISOString();
       if (p.failure && !this.failure) await this.fail(cfg, p.failure);
@@ -197,6 +199,19 @@ class GroupLoop {
       const since = this.healthySince.get(instance.id);
       return { instance, health: this.health.get(instance.id)?.health ?? 'unknown', ...(since === undefined ? {} : { healthySince: since }) };
     });
+  }
+
+  /** A log line whenever the group moves (members, health or update progress), so a scale-up or update can be watched. */
+  private reportProgress(cfg: Config, observed: readonly Observed[], p: Plan): void {
+    const healthy = observed.filter((o) => o.health === 'healthy').length;
+    const key = `${cfg.version.version}|${observed.length}|${healthy}|${p.update.state}|${p.update.done}|${p.update.failed}|${p.converged}`;
+    if (key === this.progressKey) return;
+    this.progressKey = key;
+    const size = desiredSize(cfg.version.spec);
+    this.log.info(
+      { event: 'group.progress', version: cfg.version.version, size, instances: observed.length, healthy, update: p.update, converged: p.converged },
+      `${cfg.version.id} v${cfg.version.version}: ${healthy}/${size} healthy, ${observed.length} instances${p.update.state === 'idle' ? '' : `, update ${p.update.state} ${p.update.done}/${p.update.total}`}${p.converged ? ', converged' : ''}`,
+    );
   }
 
   private self(observed: readonly Observed[]): { selfInstanceId?: string } {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { pino } from 'pino';
 import { Controller } from '../../src/group/controller.js';
 import { validateSpec } from '../../src/group/spec.js';
 import { configHash } from '../../src/group/identity.js';
@@ -243,4 +244,18 @@ t.test('a health change wakes every group soon, without waiting for the interval
   c.healthChanged();
   await new Promise((r) => setTimeout(r, 600));
   t.equal(s.cloud.list().length, 2, 'the lost machine was replaced by a pass the event triggered');
+});
+
+t.test('progress of a scale-up is logged as it moves, once per change', async (t) => {
+  const lines: { event?: string; instances?: number; converged?: boolean; msg: string }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const s = setup({}, { logger });
+  const c = s.make();
+  t.teardown(() => c.stop());
+  c.apply(s.commit(base(3)));
+  await settle(c, s.advance);
+  await c.reconcile('web');
+  const progress = lines.filter((l) => l.event === 'group.progress');
+  t.same(progress.map((l) => [l.instances, l.converged]), [[0, false], [3, true]], 'from nothing to converged, no repeats');
+  t.match(progress.at(-1)!.msg, /web v1: 3\/3 healthy, 3 instances, converged/);
 });
