@@ -28,12 +28,28 @@ export interface UpdatePolicy {
 /** "500ms", "30s", "5m", "1h". */
 export type Duration = `${number}${'ms' | 's' | 'm' | 'h'}`;
 
+/**
+ * Operation state stored with a version, so a new leader or a restart of every replica acts as the last one
+ * would have: a paused update stays paused, a failed one failed, named removals go on.
+ */
+export interface VersionState {
+  /** The operator paused the rolling update. */
+  readonly paused?: boolean;
+  /** The rolling update failed (and, under `onFailure: pause`, stopped) for this reason. */
+  readonly failure?: string;
+  /** Instance ids an operator or the autoscaler named for removal: destroyed first when the size drops. */
+  readonly removing?: readonly string[];
+  /** What made this version, for the history ("rollback to v4", "pause", "scaleDown: size 5 -> 4"). */
+  readonly note?: string;
+}
+
 /** One stored version of a group's spec. */
 export interface SpecVersion {
   readonly id: string;
   readonly version: number;
   readonly createdAt: string;
   readonly spec: GroupSpec;
+  readonly state?: VersionState;
 }
 
 /** Where specs live (Swarm configs in production). Versions only ever grow. */
@@ -43,7 +59,7 @@ export interface SpecStore {
   get(id: string): Promise<SpecVersion | undefined>;
   history(id: string): Promise<SpecVersion[]>;
   /** Stores version `expected + 1`; fails with a conflict if another commit got there first. */
-  commit(spec: GroupSpec, expected: number): Promise<SpecVersion>;
+  commit(spec: GroupSpec, expected: number, state?: VersionState): Promise<SpecVersion>;
   remove(id: string): Promise<void>;
 }
 

@@ -1,5 +1,5 @@
 import { CapstanError } from '../../src/errors.js';
-import type { GroupSpec, SpecStore, SpecVersion } from '../../src/spi/index.js';
+import type { GroupSpec, SpecStore, SpecVersion, VersionState } from '../../src/spi/index.js';
 
 /** An in-memory SpecStore with the real store's contract: versions grow by one, stale commits conflict. */
 export class MemoryStore implements SpecStore {
@@ -20,11 +20,11 @@ export class MemoryStore implements SpecStore {
     return [...(this.versions.get(id) ?? [])];
   }
 
-  async commit(spec: GroupSpec, expected: number): Promise<SpecVersion> {
+  async commit(spec: GroupSpec, expected: number, state?: VersionState): Promise<SpecVersion> {
     const vs = this.versions.get(spec.id) ?? [];
     const current = vs[vs.length - 1]?.version ?? 0;
     if (current !== expected) throw new CapstanError('conflict', `group ${spec.id} is at version ${current}, not ${expected}`);
-    const version: SpecVersion = { id: spec.id, version: current + 1, createdAt: new Date().toISOString(), spec: structuredClone(spec) };
+    const version: SpecVersion = { id: spec.id, version: current + 1, createdAt: new Date().toISOString(), spec: structuredClone(spec), ...(state ? { state: structuredClone(state) } : {}) };
     this.versions.set(spec.id, [...vs, version]);
     this.writes.push(`commit ${spec.id} v${version.version}`);
     return version;
