@@ -5,9 +5,17 @@ import { durationMs, resolveQuantity } from './quantity.js';
 /** An instance as one pass sees it: what the provider listed, plus what the flavor and the controller know. */
 export interface Observed {
   readonly instance: Instance;
+  /**
+   * `healthy`; `unknown` is no information (not joined yet, Swarm right after an election, a failed call) and is
+   * never evidence against a machine; `unhealthy` is positive evidence (Down, drained, joined twice).
+   */
   readonly health: Health;
   /** Since when (epoch ms) the flavor has said healthy without a break; kept by the controller. */
   readonly healthySince?: number;
+  /** Since when (epoch ms) this replica has itself seen it `unhealthy` without a break; kept by the controller. */
+  readonly unhealthySince?: number;
+  /** The machine became a cluster member at some point (the flavor linked it, or it was seen healthy). */
+  readonly joined?: boolean;
 }
 
 export interface PlanInput {
@@ -20,6 +28,8 @@ export interface PlanInput {
   readonly paused: boolean;
   /** The instance hosting Capstan itself, destroyed last. */
   readonly selfInstanceId?: string;
+  /** Instances named for removal (group.destroyInstances, the autoscaler): the first to go when the size drops. */
+  readonly removing?: readonly string[];
 }
 
 export type DestroyReason = 'scale-down' | 'update' | 'unknown-id' | 'duplicate' | 'repair';
@@ -28,50 +38,87 @@ export type Action =
   | { readonly kind: 'provision'; readonly count: number; readonly logicalIds?: readonly string[] }
   | { readonly kind: 'destroy'; readonly ids: readonly string[]; readonly reason: DestroyReason };
 
+/** The remediation breaker's view of one pass. */
+export interface RepairStatus {
+  /** Members with positive evidence against them (unhealthy, or never joined by their deadline). */
+  readonly broken: number;
+  /** Most members one pass may repair, and above which nothing is repaired. */
+  readonly limit: number;
+  /** Set when more than `limit` members are broken at once: repairs are held back for this reason. */
+  readonly blocked?: string;
+}
+
 export interface Plan {
   readonly actions: readonly Action[];
   readonly update: UpdateProgress;
   readonly converged: boolean;
   /** Set when a new instance missed its health deadline during an update: the controller pauses or rolls back. */
   readonly failure?: string;
+  readonly repair: RepairStatus;
 }
 
 interface Facts {
   readonly o: Observed;
   readonly current: boolean;
   readonly available: boolean;
+  /** A new instance that did not become a member by its deadline (never joined, or joined and is unhealthy). */
   readonly failed: boolean;
+  /** Positive evidence long enough to replace it: unhealthy for `repair.unhealthyFor`, or failed. */
+  readonly repairable: boolean;
+  /** Costs no availability to replace (unhealthy or never joined); `unknown` members are never free. */
+  readonly free: boolean;
 }
+
+/** Defaults of the `repair` section, also when a stored spec predates it. */
+export const REPAIR_DEFAULTS = { unhealthyFor: '5m', maxUnhealthy: '40%' } as const;
 
 /** The pure reconciler: (spec, observed, now) -> actions. No I/O, no clock, no randomness. */
 export function plan(input: PlanInput): Plan {
   const { spec, configHash, now } = input;
   const healthTimeout = durationMs(spec.update.healthTimeout);
   const healthyFor = durationMs(spec.update.healthyFor);
+  const unhealthyFor = durationMs(spec.repair?.unhealthyFor ?? REPAIR_DEFAULTS.unhealthyFor);
   const facts = input.observed.map((o): Facts => {
     const current = configOf(o.instance) === configHash;
     // An old instance that is healthy has long proven itself; a new one must stay healthy for `healthyFor`.
     const available = o.health === 'healthy' && (!current || (o.healthySince !== undefined && now - o.healthySince >= healthyFor));
-    const failed = current && !available && o.health !== 'healthy' && now - o.instance.launchedAt > healthTimeout;
-    return { o, current, available, failed };
+    const late = now - o.instance.launchedAt > healthTimeout;
+    const joined = o.joined === true || o.healthySince !== undefined;
+    // Only evidence counts: a member that joined and reads `unknown` (an election, a failed call) is never failed.
+    const neverJoined = !joined && o.health !== 'healthy';
+    const failed = current && !available && late && (neverJoined || o.health === 'unhealthy');
+    const longUnhealthy = o.health === 'unhealthy' && o.unhealthySince !== undefined && now - o.unhealthySince >= unhealthyFor;
+    const repairable = longUnhealthy || (late && neverJoined);
+    return { o, current, available, failed, repairable, free: o.health === 'unhealthy' || (late && neverJoined) };
   });
-  const ctx = { input, facts, healthTimeout };
+  const size = desiredOf(spec);
+  const broken = facts.filter((f) => f.repairable || f.o.health === 'unhealthy').length;
+  const limit = Math.max(1, resolveQuantity(spec.repair?.maxUnhealthy ?? REPAIR_DEFAULTS.maxUnhealthy, size, 'down'));
+  const repair: RepairStatus =
+    broken > limit
+      ? { broken, limit, blocked: `${broken} of ${facts.length} members unhealthy, more than the limit of ${limit}: repairing nothing (the cause is likely the network or the Swarm)` }
+      : { broken, limit };
+  const ctx = { input, facts, healthTimeout, repair };
   return 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size);
 }
+
+const desiredOf = (spec: GroupSpec): number => ('size' in spec.allocation ? spec.allocation.size : spec.allocation.logicalIds.length);
 
 interface Ctx {
   readonly input: PlanInput;
   readonly facts: readonly Facts[];
   readonly healthTimeout: number;
+  readonly repair: RepairStatus;
 }
 
 const idOf = (f: Facts): string => f.o.instance.id;
 
-/** Scale-down order: the instance hosting Capstan last, then unhealthy first, then outdated, then newest. */
-function removalOrder(selfId: string | undefined) {
+/** Scale-down order: the instance hosting Capstan last, named removals first, then unhealthy, outdated, newest. */
+function removalOrder(selfId: string | undefined, named: ReadonlySet<string> = new Set()) {
   const rank = (f: Facts): number[] => [
     idOf(f) === selfId ? 1 : 0,
-    f.o.health === 'unhealthy' || f.failed ? 0 : 1,
+    named.has(idOf(f)) ? 0 : 1,
+    f.free || f.failed ? 0 : 1,
     f.current ? 1 : 0,
     -f.o.instance.launchedAt,
   ];
@@ -97,13 +144,20 @@ function failureOf(members: readonly Facts[], healthTimeout: number): string | u
   return `${failed.length} new instance(s) not healthy within ${healthTimeout / 1000}s: ${failed.map(idOf).join(', ')}`;
 }
 
-function finish(actions: Action[], total: number, members: readonly Facts[], paused: boolean, failure?: string): Plan {
+function finish(actions: Action[], total: number, members: readonly Facts[], ctx: Ctx, failure?: string): Plan {
   const kept = actions.filter((a) => (a.kind === 'provision' ? a.count > 0 : a.ids.length > 0));
   const converged = !kept.length && members.length === total && members.every((f) => f.current && f.available);
-  return { actions: kept, update: progress(total, members, paused, failure), converged, ...(failure ? { failure } : {}) };
+  return { actions: kept, update: progress(total, members, ctx.input.paused, failure), converged, repair: ctx.repair, ...(failure ? { failure } : {}) };
 }
 
-function planSized({ input, facts, healthTimeout }: Ctx, size: number): Plan {
+/** Members to repair this pass: none while the breaker is open, at most its limit otherwise. */
+function repairs(candidates: readonly Facts[], { repair }: Ctx, budget: number): Facts[] {
+  if (repair.blocked) return [];
+  return candidates.filter((f) => f.repairable).slice(0, Math.max(0, Math.min(repair.limit, budget)));
+}
+
+function planSized(ctx: Ctx, size: number): Plan {
+  const { input, facts, healthTimeout } = ctx;
   const { spec } = input;
   const max = spec.bounds?.max ?? Infinity;
   // Surge never goes above bounds.max; with no room to surge, one instance at a time must go first.
@@ -115,7 +169,7 @@ function planSized({ input, facts, healthTimeout }: Ctx, size: number): Plan {
   let members = [...facts];
 
   // 1. Too many: remove the excess in removal order, and new instances beyond the size.
-  const order = removalOrder(input.selfInstanceId);
+  const order = removalOrder(input.selfInstanceId, new Set(input.removing ?? []));
   const overCeiling = [...members].sort(order).slice(0, Math.max(0, members.length - ceiling));
   const overSize = members.filter((f) => f.current && !overCeiling.includes(f)).sort(order);
   const gone = [...overCeiling, ...overSize.slice(0, Math.max(0, overSize.length - size))];
@@ -125,32 +179,34 @@ function planSized({ input, facts, healthTimeout }: Ctx, size: number): Plan {
   const old = members.filter((f) => !f.current);
   const failure = failureOf(members, healthTimeout);
   if (!old.length || input.paused || failure) {
-    // 2a. Replace the lost; repair (a budget at a time) instances not healthy by their deadline: ones that went
-    // bad, and ones that never became members (a machine that could not join, say).
-    const broken = old.length ? [] : members.filter((f) => f.failed).slice(0, Math.max(1, maxUnavailable));
+    // 2a. Replace the lost; repair (within the breaker's limit) members with evidence against them: unhealthy for
+    // `repair.unhealthyFor`, or never a member by their deadline (a machine that could not join, say).
+    const broken = old.length ? [] : repairs(members, ctx, Math.max(1, maxUnavailable));
     actions.push({ kind: 'destroy', ids: broken.map(idOf), reason: 'repair' });
     actions.push({ kind: 'provision', count: Math.min(size, max) - members.length });
-    return finish(actions, size, members, input.paused, failure);
+    return finish(actions, size, members, ctx, failure);
   }
 
   // 2b. Rolling update within maxSurge (extra instances) and maxUnavailable (below size), planned with scaling.
   const fresh = members.length - old.length;
   actions.push({ kind: 'provision', count: Math.max(0, Math.min(size - fresh, ceiling - members.length)) });
-  // Old instances that are unavailable cost no availability; available ones go only within the budget.
+  // Old instances with evidence against them cost no availability; available ones go only within the budget;
+  // `unknown` ones (Swarm right after an election) neither count as available nor go for free.
   let budget = members.filter((f) => f.available).length - (size - maxUnavailable);
   const replace: Facts[] = [];
   for (const f of [...old].sort(order)) {
-    if (!f.available) replace.push(f);
-    else if (budget > 0) {
+    if (f.free && !ctx.repair.blocked) replace.push(f);
+    else if (f.available && budget > 0) {
       replace.push(f);
       budget--;
     }
   }
   actions.push({ kind: 'destroy', ids: replace.map(idOf), reason: 'update' });
-  return finish(actions, size, members, input.paused);
+  return finish(actions, size, members, ctx);
 }
 
-function planLogical({ input, facts, healthTimeout }: Ctx, logicalIds: readonly string[]): Plan {
+function planLogical(ctx: Ctx, logicalIds: readonly string[]): Plan {
+  const { input, facts, healthTimeout } = ctx;
   const wanted = new Set(logicalIds);
   const actions: Action[] = [];
   const unknown = facts.filter((f) => !wanted.has(logicalIdOf(f.o.instance) ?? ''));
@@ -173,11 +229,15 @@ function planLogical({ input, facts, healthTimeout }: Ctx, logicalIds: readonly 
 
   const failure = failureOf(members, healthTimeout);
   const old = members.filter((f) => !f.current);
-  // Never more than one member replaced at a time: a missing or not yet available new member is one in progress.
+  // Never more than one member replaced at a time: a missing or not yet available new member is one in progress,
+  // and so is any member whose health is not known (an election): with one unavailable, the next must wait.
   const inProgress = missing.length + members.filter((f) => f.current && !f.available).length;
+  const order = removalOrder(input.selfInstanceId);
   if (old.length && !input.paused && !failure && inProgress === 0) {
-    const next = [...old].sort(removalOrder(input.selfInstanceId))[0]!;
-    actions.push({ kind: 'destroy', ids: [idOf(next)], reason: 'update' });
+    const next = [...old].sort(order)[0]!;
+    if (members.every((f) => f === next || f.available) || (next.free && !ctx.repair.blocked)) actions.push({ kind: 'destroy', ids: [idOf(next)], reason: 'update' });
+  } else if (!old.length && missing.length === 0 && members.every((f) => f.available || f.repairable)) {
+    actions.push({ kind: 'destroy', ids: repairs([...members].sort(order), ctx, 1).map(idOf), reason: 'repair' });
   }
-  return finish(actions, logicalIds.length, members, input.paused, failure);
+  return finish(actions, logicalIds.length, members, ctx, failure);
 }

@@ -6,6 +6,8 @@ export interface GroupSpec {
   readonly instance: { readonly provider: string; readonly properties: unknown };
   readonly flavor: { readonly kind: string; readonly properties: unknown };
   readonly update: UpdatePolicy;
+  /** When a member with evidence against it is replaced; defaults apply when absent. */
+  readonly repair?: RepairPolicy;
   /** Opt-in autoscaling; validated by the schema, acted on by the autoscaler. */
   readonly autoscale?: unknown;
 }
@@ -23,6 +25,13 @@ export interface UpdatePolicy {
   /** How long a new instance must stay healthy before it counts as available. */
   readonly healthyFor: Duration;
   readonly onFailure: 'pause' | 'rollback';
+}
+
+export interface RepairPolicy {
+  /** How long this replica must itself see a member unhealthy, without a break, before replacing it (default 5m). */
+  readonly unhealthyFor?: Duration;
+  /** Above this many unhealthy members at once nothing is repaired; also the most one pass repairs (default 40%). */
+  readonly maxUnhealthy?: Quantity;
 }
 
 /** "500ms", "30s", "5m", "1h". */

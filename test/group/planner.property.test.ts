@@ -1,4 +1,5 @@
-// Property tests: random sequences of observations, health flips, lost machines, failed calls and describe lag,
+// Property tests: random sequences of observations, health flips, lost machines, failed calls, describe lag, Swarm
+// elections (every joined node reads `unknown` for a while) and new leaders (the controller's memory is lost),
 // executed against a model world by the same rules the controller follows.
 import t from 'tap';
 import fc from 'fast-check';
@@ -14,7 +15,11 @@ interface Machine {
   /** When it becomes healthy; Infinity for a config that never boots. */
   readonly healthyAt: number;
   sick: boolean;
+  /** The controller's memory: gone when a new leader takes over. */
   healthySince?: number;
+  unhealthySince?: number;
+  /** Infrastructure's memory (a Swarm node linked to the machine): survives a new leader. */
+  joined?: boolean;
 }
 
 type Event =
@@ -22,7 +27,9 @@ type Event =
   | { kind: 'lose'; pick: number }
   | { kind: 'sicken'; pick: number }
   | { kind: 'config' }
-  | { kind: 'resize'; size: number };
+  | { kind: 'resize'; size: number }
+  | { kind: 'election'; ms: number }
+  | { kind: 'newLeader' };
 
 const event: fc.Arbitrary<Event> = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 1000, max: 20_000 }).map((ms) => ({ kind: 'tick' as const, ms })) },
@@ -30,6 +37,8 @@ const event: fc.Arbitrary<Event> = fc.oneof(
   { weight: 1, arbitrary: fc.nat().map((pick) => ({ kind: 'sicken' as const, pick })) },
   { weight: 1, arbitrary: fc.constant({ kind: 'config' as const }) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 8 }).map((size) => ({ kind: 'resize' as const, size })) },
+  { weight: 1, arbitrary: fc.integer({ min: 1000, max: 20_000 }).map((ms) => ({ kind: 'election' as const, ms })) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'newLeader' as const }) },
 );
 
 const world = fc.record({
@@ -41,6 +50,7 @@ const world = fc.record({
   lagMs: fc.integer({ min: 0, max: 30_000 }),
   bootMs: fc.integer({ min: 0, max: 15_000 }),
   failRate: fc.constantFrom(0, 0.2, 0.5),
+  maxUnhealthy: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('40%' as const, '100%' as const)),
   seed: fc.integer(),
   events: fc.array(event, { maxLength: 40 }),
 });
@@ -49,8 +59,9 @@ type World = typeof world extends fc.Arbitrary<infer W> ? W : never;
 
 function specOf(w: World, size: number, config: number): GroupSpec {
   const update = { maxUnavailable: w.maxUnavailable, maxSurge: w.maxSurge, healthTimeout: '60s', healthyFor: '5s', onFailure: 'pause' } as const;
+  const repair = { unhealthyFor: '30s', maxUnhealthy: w.maxUnhealthy } as const;
   const max = w.max === undefined ? undefined : Math.max(w.max, size);
-  const base = w.logical ? logicalSpec(Array.from({ length: size }, (_, i) => `id${i}`), { update }) : sizedSpec(size, { update });
+  const base = w.logical ? logicalSpec(Array.from({ length: size }, (_, i) => `id${i}`), { update, repair }) : sizedSpec(size, { update, repair });
   return { ...base, instance: { provider: 'simulator', properties: { config } }, ...(max === undefined ? {} : { bounds: { max } }) };
 }
 
@@ -62,21 +73,30 @@ function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; a
   let config = 1;
   let next = 0;
   let paused = false;
+  let electionUntil = -1;
   const machines: Machine[] = [];
 
   const pass = () => {
     const spec = specOf(w, size, config);
     const hash = `c${config}`;
+    // What Swarm says: right after an election every joined node that is not Down reads `unknown`.
+    const healthOf = (m: Machine): Health => (m.sick ? 'unhealthy' : now < electionUntil && m.joined ? 'unknown' : now >= m.healthyAt ? 'healthy' : 'unknown');
     for (const m of machines) {
-      const healthy = !m.sick && now >= m.healthyAt;
-      if (healthy) m.healthySince ??= now;
-      else delete m.healthySince;
+      const h = healthOf(m);
+      if (h === 'healthy') {
+        m.healthySince ??= now;
+        m.joined = true;
+      } else delete m.healthySince;
+      if (h === 'unhealthy') m.unhealthySince ??= now;
+      else delete m.unhealthySince;
     }
     // Listed instances plus the ones the controller launched and the provider does not list yet: all of them.
     const observed: Observed[] = machines.map((m) => ({
       instance: m.instance,
-      health: (m.sick ? 'unhealthy' : now >= m.healthyAt ? 'healthy' : 'unknown') as Health,
+      health: healthOf(m),
       ...(m.healthySince === undefined ? {} : { healthySince: m.healthySince }),
+      ...(m.unhealthySince === undefined ? {} : { unhealthySince: m.unhealthySince }),
+      ...(m.joined ? { joined: true } : {}),
     }));
     const p = plan({ spec, configHash: hash, observed, now, paused });
     if (p.failure) paused = true;
@@ -113,11 +133,19 @@ function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; a
       config++;
       paused = false;
     } else if (e.kind === 'resize') size = e.size;
+    else if (e.kind === 'election') electionUntil = now + e.ms;
+    else if (e.kind === 'newLeader') {
+      for (const m of machines) {
+        delete m.healthySince;
+        delete m.unhealthySince;
+      }
+    }
     pass();
   }
   // Then calm: no faults, time goes on, the operator resumes any paused update.
   w.failRate = 0;
   paused = false;
+  electionUntil = -1;
   for (const m of machines) m.sick = false;
   let last: Plan | undefined;
   for (let i = 0; i < 60 && !last?.converged; i++) {
@@ -127,7 +155,9 @@ function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; a
   return { last: last!, machines, size, config };
 }
 
-const available = (ms: readonly Machine[], hash: string, now: number) => ms.filter((m) => !m.sick && m.healthySince !== undefined && (m.instance.tags['capstan.config'] !== hash || now - m.healthySince >= 5000)).length;
+/** Available in truth (whatever the planner could see): serving, and a new one for `healthyFor`. */
+const available = (ms: readonly Machine[], hash: string, now: number) =>
+  ms.filter((m) => !m.sick && m.joined && now >= m.healthyAt && (m.instance.tags['capstan.config'] !== hash || now - m.healthyAt >= 5000)).length;
 
 t.test('converges to the spec after any history of faults', async (t) => {
   fc.assert(
@@ -188,4 +218,27 @@ t.test('no over-provisioning under describe lag', async (t) => {
     { numRuns: 200 },
   );
   t.pass('launches equal the size from empty, whatever the lag');
+});
+
+t.test('only evidence destroys: elections and new leaders never cost a serving member', async (t) => {
+  fc.assert(
+    fc.property(world, (w) => {
+      simulate(w, ({ before, p }) => {
+        const byId = new Map(before.map((m) => [m.instance.id, m]));
+        for (const a of p.actions) {
+          if (a.kind !== 'destroy' || a.reason !== 'repair') continue;
+          for (const id of a.ids) {
+            const m = byId.get(id)!;
+            // A repair takes a member that is sick or never joined: never one that serves or merely reads unknown.
+            if (!m.sick && m.joined) throw new Error(`repaired ${id}, which is not sick and has joined`);
+          }
+          if (a.ids.length > Math.max(1, p.repair.limit)) throw new Error(`repaired ${a.ids.length}, limit ${p.repair.limit}`);
+          if (p.repair.blocked) throw new Error('repaired while the breaker is open');
+        }
+      });
+      return true;
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('no repair of a serving member over 500 random histories with elections and new leaders');
 });

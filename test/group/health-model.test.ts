@@ -1,0 +1,105 @@
+// The health model (issue 10): only evidence destroys; `unknown` is no information; the remediation breaker.
+import t from 'tap';
+import { plan, type Action, type PlanInput } from '../../src/group/planner.js';
+import type { Observed } from '../../src/group/planner.js';
+import { inst, logicalSpec, sizedSpec } from './fixtures.js';
+
+const NOW = 10_000_000;
+const HOUR = 3_600_000;
+const run = (input: Partial<PlanInput> & Pick<PlanInput, 'spec'>) => plan({ configHash: 'new', observed: [], now: NOW, paused: false, ...input });
+const destroyed = (as: readonly Action[], reason?: string) => as.flatMap((a) => (a.kind === 'destroy' && (!reason || a.reason === reason) ? a.ids : []));
+const provisions = (as: readonly Action[]) => as.reduce((n, a) => n + (a.kind === 'provision' ? a.count : 0), 0);
+
+/** A member launched an hour ago that joined the Swarm; what this replica remembers of it is up to the test. */
+const member = (id: string, health: Observed['health'], over: Partial<Observed> = {}, config = 'new'): Observed => ({
+  instance: inst(id, config, { launchedAt: NOW - HOUR }),
+  health,
+  joined: true,
+  ...over,
+});
+const ids = (n: number, prefix = 'm') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+t.test('right after an election every member reads unknown: nothing is destroyed or launched', async (t) => {
+  const observed = ids(6).map((id) => member(id, 'unknown'));
+  const p = run({ spec: sizedSpec(6), observed });
+  t.same(p.actions, [], 'no action at all');
+  t.equal(p.repair.broken, 0, 'unknown is not evidence');
+});
+
+t.test('a new leader that has no memory of health destroys nothing for unknown members', async (t) => {
+  const observed = ids(4).map((id, i) => member(id, i < 2 ? 'unknown' : 'healthy', i < 2 ? {} : { healthySince: NOW }));
+  t.same(run({ spec: sizedSpec(4), observed }).actions, []);
+});
+
+t.test('a member that never joined by healthTimeout is still replaced', async (t) => {
+  const observed = [member('a', 'healthy', { healthySince: 0 }), { instance: inst('stuck', 'new', { launchedAt: NOW - HOUR }), health: 'unknown' as const }];
+  const p = run({ spec: sizedSpec(2), observed });
+  t.same(destroyed(p.actions, 'repair'), ['stuck']);
+});
+
+t.test('an unhealthy member is repaired only after this replica saw it so for repair.unhealthyFor', async (t) => {
+  const spec = sizedSpec(5, { repair: { unhealthyFor: '2m' } });
+  const healthy = ids(4).map((id) => member(id, 'healthy', { healthySince: 0 }));
+  const sickFor = (ms: number | undefined) => run({ spec, observed: [...healthy, member('sick', 'unhealthy', ms === undefined ? {} : { unhealthySince: NOW - ms })] });
+  t.same(destroyed(sickFor(undefined).actions), [], 'never seen unhealthy by this replica (a new leader): not yet');
+  t.same(destroyed(sickFor(119_000).actions), [], 'seen for 1m59s: not yet');
+  t.same(destroyed(sickFor(120_000).actions, 'repair'), ['sick'], 'seen for 2m: repaired');
+});
+
+t.test('the breaker: more than maxUnhealthy unhealthy members at once, nothing is repaired, and the plan says why', async (t) => {
+  const spec = sizedSpec(6); // default maxUnhealthy 40%: 2 of 6
+  const observed = ids(6).map((id, i) => (i < 3 ? member(id, 'unhealthy', { unhealthySince: 0 }) : member(id, 'healthy', { healthySince: 0 })));
+  const p = run({ spec, observed });
+  t.same(destroyed(p.actions), [], 'nothing destroyed');
+  t.equal(provisions(p.actions), 0, 'nothing launched');
+  t.equal(p.repair.broken, 3);
+  t.equal(p.repair.limit, 2);
+  t.match(p.repair.blocked, /3 of 6 members unhealthy, more than the limit of 2/);
+});
+
+t.test('the breaker limit caps how many one pass repairs', async (t) => {
+  const spec = sizedSpec(10, { repair: { maxUnhealthy: 3 } });
+  const observed = ids(10).map((id, i) => (i < 3 ? member(id, 'unhealthy', { unhealthySince: 0 }) : member(id, 'healthy', { healthySince: 0 })));
+  const p = run({ spec, observed, now: NOW });
+  t.equal(p.repair.blocked, undefined);
+  t.ok(destroyed(p.actions, 'repair').length <= 3);
+  t.ok(destroyed(p.actions, 'repair').length >= 1);
+});
+
+t.test('rolling update across an election: unknown old members are neither available nor free', async (t) => {
+  const spec = sizedSpec(5, { update: { maxUnavailable: 1, maxSurge: 1, healthTimeout: '5m', healthyFor: '10s', onFailure: 'pause' } });
+  const observed = [
+    member('n0', 'unknown'),
+    member('n1', 'unknown'),
+    ...ids(3, 'o').map((id) => member(id, 'unknown', {}, 'old')),
+  ];
+  const p = run({ spec, observed });
+  t.same(destroyed(p.actions), [], 'no old member goes while health is unknown');
+});
+
+t.test('rolling update: an old member with evidence against it is replaced at no cost, healthy ones within budget', async (t) => {
+  const spec = sizedSpec(4, { update: { maxUnavailable: 1, maxSurge: 0, healthTimeout: '5m', healthyFor: '10s', onFailure: 'pause' } });
+  const observed = [
+    member('down', 'unhealthy', { unhealthySince: NOW }, 'old'),
+    ...ids(3, 'o').map((id) => member(id, 'healthy', { healthySince: 0 }, 'old')),
+  ];
+  const gone = destroyed(run({ spec, observed }).actions, 'update');
+  t.ok(gone.includes('down'), 'the Down one goes');
+  t.equal(gone.filter((id) => id !== 'down').length, 0, 'no healthy one on top: one is already unavailable');
+});
+
+t.test('logical ids: no member is replaced while another reads unknown', async (t) => {
+  const spec = logicalSpec(['a', 'b', 'c']);
+  const observed = [
+    { ...member('ia', 'unknown', {}, 'old'), instance: inst('ia', 'old', { launchedAt: 0, logicalId: 'a' }) },
+    { ...member('ib', 'healthy', {}, 'old'), instance: inst('ib', 'old', { launchedAt: 0, logicalId: 'b' }) },
+    { ...member('ic', 'unknown', {}, 'old'), instance: inst('ic', 'old', { launchedAt: 0, logicalId: 'c' }) },
+  ];
+  t.same(destroyed(run({ spec, observed }).actions), []);
+});
+
+t.test('named removals go first when the size drops', async (t) => {
+  const observed = ids(5).map((id) => member(id, 'healthy', { healthySince: 0 }));
+  const p = run({ spec: sizedSpec(4), observed, removing: ['m2'] });
+  t.same(destroyed(p.actions, 'scale-down'), ['m2']);
+});
