@@ -1,34 +1,30 @@
 import type Docker from 'dockerode';
-import { CapstanError, InvalidError, type Problem } from '../errors.js';
+import { CapstanError, InvalidError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { GroupSpec, SpecStore, SpecVersion } from '../spi/index.js';
+import type { GroupSpec, SpecStore, SpecVersion, VersionState } from '../spi/index.js';
+import {
+  configName,
+  CREATED_LABEL,
+  decodeConfig,
+  decodeState,
+  encodeState,
+  GROUP_LABEL,
+  groupPrefix,
+  NAME_PREFIX,
+  parseConfigName,
+  STATE_LABEL,
+  VERSION_LABEL,
+  type StoredConfig,
+  type StoreProblem,
+} from './spec-config.js';
+
+export { configName, MAX_STATE_BYTES, type StoreProblem } from './spec-config.js';
 
 /** Swarm refuses config data of this many bytes or more ("must be larger than 0 and less than 1024000 bytes"). */
 export const MAX_CONFIG_BYTES = 1_024_000;
 /** Swarm's limit on a config name. */
 const MAX_NAME_LENGTH = 64;
 const NAME_PATTERN = /^[a-zA-Z0-9](?:[a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/;
-
-const GROUP_LABEL = 'capstan.group';
-const VERSION_LABEL = 'capstan.version';
-const CREATED_LABEL = 'capstan.created';
-
-export function configName(id: string, version: number): string {
-  return `capstan.group.${id}.v${version}`;
-}
-
-/** A stored config that is not served: it does not decode, parse or validate, or it is mislabelled. */
-export interface StoreProblem {
-  /** Group id, from the config's label. */
-  readonly id: string;
-  readonly version?: number;
-  /** Config name and Swarm id. */
-  readonly config: string;
-  readonly configId: string;
-  readonly message: string;
-  /** The validator's problems by JSON path, when the spec itself is invalid. */
-  readonly problems?: readonly Problem[];
-}
 
 export interface SwarmSpecStoreOptions {
   readonly docker: Docker;
@@ -39,21 +35,11 @@ export interface SwarmSpecStoreOptions {
   readonly keep?: number;
 }
 
-/** One config of a group as read from Swarm: a good version, or a problem. */
-interface Stored {
-  readonly configId: string;
-  readonly name: string;
-  readonly id: string;
-  /** Undefined when the version label is unusable. */
-  readonly version?: number;
-  readonly good?: SpecVersion;
-  readonly problem?: StoreProblem;
-}
-
 /**
  * Group specs as Swarm configs, one per version (`capstan.group.<id>.v<N>`, labelled `capstan.group`,
- * `capstan.version`, `capstan.created`). Swarm's unique config names make a commit atomic: of two commits of the
- * same version only one can create the config. Configs are immutable, so nothing is ever overwritten.
+ * `capstan.version`, `capstan.created`, and `capstan.state` when the version carries operation state). Swarm's
+ * unique config names make a commit atomic: of two commits of the same version only one can create the config.
+ * Configs are immutable, so nothing is ever overwritten.
  */
 export class SwarmSpecStore implements SpecStore {
   readonly #docker: Docker;
@@ -73,7 +59,7 @@ export class SwarmSpecStore implements SpecStore {
     this.#keep = keep;
   }
 
-  /** Highest good version of every group, by id; one Swarm call. */
+  /** Highest good version of every group, by id; two Swarm calls. */
   async list(): Promise<SpecVersion[]> {
     const stored = await this.#read();
     const latest = new Map<string, SpecVersion>();
@@ -98,10 +84,10 @@ export class SwarmSpecStore implements SpecStore {
   }
 
   /**
-   * Stores `spec` as the next version after `expected`, the version in force (0 for a new group). The new version
-   * steps over any higher corrupt versions, so a good commit always supersedes them.
+   * Stores `spec` (and `state`, when given) as the next version after `expected`, the version in force (0 for a new
+   * group). The new version steps over any higher corrupt versions and hand-made names, so it always supersedes them.
    */
-  async commit(spec: GroupSpec, expected: number): Promise<SpecVersion> {
+  async commit(spec: GroupSpec, expected: number, state?: VersionState): Promise<SpecVersion> {
     const data = JSON.stringify(spec);
     const bytes = Buffer.byteLength(data);
     if (bytes >= MAX_CONFIG_BYTES) {
@@ -110,9 +96,14 @@ export class SwarmSpecStore implements SpecStore {
         limit: MAX_CONFIG_BYTES - 1,
       });
     }
+    const stateLabel = state === undefined ? undefined : encodeState(state);
     // Validate what will be read back, so a commit never stores a version that reads would skip.
     const parsed = this.#parse(JSON.parse(data));
     const id = parsed.id;
+    const readState = stateLabel === undefined ? undefined : decodeState(stateLabel);
+    if (typeof readState === 'string') {
+      throw new InvalidError(`operation state: ${readState}`, [{ path: '/state', message: readState }]);
+    }
 
     const stored = await this.#read(id);
     const current = goodVersions(stored).at(-1)?.version ?? 0;
@@ -123,7 +114,7 @@ export class SwarmSpecStore implements SpecStore {
         current,
       });
     }
-    const version = Math.max(current, ...stored.map((s) => s.version ?? 0)) + 1;
+    const version = Math.max(current, ...stored.map((s) => s.claims)) + 1;
     const name = configName(id, version);
     if (name.length > MAX_NAME_LENGTH || !NAME_PATTERN.test(name)) {
       const message = `config name "${name}" must be at most ${MAX_NAME_LENGTH} characters of [a-zA-Z0-9_.-]`;
@@ -138,7 +129,12 @@ export class SwarmSpecStore implements SpecStore {
         _query: {},
         _body: {
           Name: name,
-          Labels: { [GROUP_LABEL]: id, [VERSION_LABEL]: String(version), [CREATED_LABEL]: createdAt },
+          Labels: {
+            [GROUP_LABEL]: id,
+            [VERSION_LABEL]: String(version),
+            [CREATED_LABEL]: createdAt,
+            ...(stateLabel !== undefined ? { [STATE_LABEL]: stateLabel } : {}),
+          },
           Data: Buffer.from(data).toString('base64'),
         },
       });
@@ -152,24 +148,27 @@ export class SwarmSpecStore implements SpecStore {
       }
       throw err;
     }
-    this.#logger.info({ id, version, bytes }, 'spec committed');
+    this.#logger.info({ id, version, bytes, ...(readState ? { state: readState } : {}) }, 'spec committed');
     // Only configs this store would have written: a mislabelled one stays (and is reported) until remove(id).
     const old = stored.filter((s) => s.version !== undefined && s.version <= version - this.#keep);
     await this.#prune(old.filter((s) => s.name === configName(id, s.version!)));
-    return { id, version, createdAt, spec: parsed };
+    return { id, version, createdAt, spec: parsed, ...(readState ? { state: readState } : {}) };
   }
 
-  /** Removes every config of the group, corrupt ones included; a group with none is not an error. */
+  /**
+   * Removes every config of the group, corrupt and hand-made ones included; a group with none is not an error.
+   * A remove that fails part way leaves the version in force (or none) and a retry finishes the job.
+   */
   async remove(id: string): Promise<void> {
-    const configs = await this.#list(id);
-    const results = await Promise.allSettled(configs.map((c) => this.#removeConfig(c.ID)));
+    const stored = (await this.#list(id)).map((config) => decodeConfig(config, this.#parse)).sort((a, b) => a.claims - b.claims);
     this.#forget(id);
-    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed.length) throw failed[0]!.reason;
-    this.#logger.info({ id, configs: configs.length }, 'group specs removed');
+    // Oldest first, one at a time, stopping at the first failure: what is left is always the newest versions, so
+    // none older than the one in force can come back (removing newest first would put the previous one in force).
+    for (const s of stored) await this.#removeConfig(s.configId);
+    this.#logger.info({ id, configs: stored.length }, 'group specs removed');
   }
 
-  async #prune(old: readonly Stored[]): Promise<void> {
+  async #prune(old: readonly StoredConfig[]): Promise<void> {
     // The commit has succeeded already: a config that cannot be removed now goes with a later commit.
     await Promise.all(
       old.map((s) =>
@@ -188,13 +187,26 @@ export class SwarmSpecStore implements SpecStore {
     }
   }
 
-  #list(id?: string): Promise<Docker.ConfigInfo[]> {
-    return this.#docker.listConfigs({ filters: { label: [id === undefined ? GROUP_LABEL : `${GROUP_LABEL}=${id}`] } });
+  /**
+   * The configs of one group, or of all: those with its label, and those named like one of its versions whatever
+   * their labels (filters of one call are ANDed, so two calls).
+   */
+  async #list(id?: string): Promise<Docker.ConfigInfo[]> {
+    const [labelled, named] = await Promise.all([
+      this.#docker.listConfigs({ filters: { label: [id === undefined ? GROUP_LABEL : `${GROUP_LABEL}=${id}`] } }),
+      this.#docker.listConfigs({ filters: { name: [id === undefined ? NAME_PREFIX : groupPrefix(id)] } }),
+    ]);
+    const configs = new Map(labelled.map((c) => [c.ID, c]));
+    for (const config of named) {
+      const claim = parseConfigName(config.Spec?.Name ?? '');
+      if (claim && (id === undefined || claim.id === id)) configs.set(config.ID, config);
+    }
+    return [...configs.values()];
   }
 
   /** Reads and decodes the configs of one group, or of all; records the problems this read found. */
-  async #read(id?: string): Promise<Stored[]> {
-    const stored = (await this.#list(id)).map((config) => this.#decode(config));
+  async #read(id?: string): Promise<StoredConfig[]> {
+    const stored = (await this.#list(id)).map((config) => decodeConfig(config, this.#parse));
     this.#forget(id);
     for (const { problem } of stored) {
       if (!problem) continue;
@@ -210,55 +222,15 @@ export class SwarmSpecStore implements SpecStore {
     return stored;
   }
 
-  /** Drops the recorded problems of one group, or of all. */
+  /** Drops the recorded problems of one group (by label or by name), or of all. */
   #forget(id?: string): void {
     for (const [configId, problem] of this.#problems) {
-      if (id === undefined || problem.id === id) this.#problems.delete(configId);
+      if (id === undefined || problem.id === id || parseConfigName(problem.config)?.id === id) this.#problems.delete(configId);
     }
-  }
-
-  #decode(config: Docker.ConfigInfo): Stored {
-    const labels = config.Spec?.Labels ?? {};
-    const name = config.Spec?.Name ?? '';
-    const id = labels[GROUP_LABEL] ?? '';
-    const versionLabel = labels[VERSION_LABEL] ?? '';
-    const version = /^[1-9]\d{0,14}$/.test(versionLabel) ? Number(versionLabel) : undefined;
-    const bad = (message: string, problems?: readonly Problem[]): Stored => ({
-      configId: config.ID,
-      name,
-      id,
-      ...(version !== undefined ? { version } : {}),
-      problem: {
-        id,
-        ...(version !== undefined ? { version } : {}),
-        config: name,
-        configId: config.ID,
-        message,
-        ...(problems ? { problems } : {}),
-      },
-    });
-    if (version === undefined) return bad(`label ${VERSION_LABEL}="${versionLabel}" is not a version number`);
-    if (name !== configName(id, version)) return bad(`name does not match its labels (want ${configName(id, version)})`);
-
-    let raw: unknown;
-    try {
-      raw = JSON.parse(Buffer.from(config.Spec?.Data ?? '', 'base64').toString('utf8'));
-    } catch (err) {
-      return bad(`not JSON: ${messageOf(err)}`);
-    }
-    let spec: GroupSpec;
-    try {
-      spec = this.#parse(raw);
-    } catch (err) {
-      return bad(`invalid spec: ${messageOf(err)}`, err instanceof InvalidError ? err.problems : undefined);
-    }
-    if (spec.id !== id) return bad(`spec id "${spec.id}" does not match its ${GROUP_LABEL} label "${id}"`);
-    const createdAt = labels[CREATED_LABEL] && !Number.isNaN(Date.parse(labels[CREATED_LABEL])) ? labels[CREATED_LABEL] : config.CreatedAt;
-    return { configId: config.ID, name, id, version, good: { id, version, createdAt, spec } };
   }
 }
 
-function goodVersions(stored: readonly Stored[]): SpecVersion[] {
+function goodVersions(stored: readonly StoredConfig[]): SpecVersion[] {
   return stored.flatMap((s) => (s.good ? [s.good] : [])).sort((a, b) => a.version - b.version);
 }
 
@@ -266,6 +238,3 @@ function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number } | null)?.statusCode;
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -2,11 +2,12 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { configName, MAX_CONFIG_BYTES, SwarmSpecStore } from '../../src/swarm/store.js';
+import type Docker from 'dockerode';
+import { configName, MAX_CONFIG_BYTES, MAX_STATE_BYTES, SwarmSpecStore } from '../../src/swarm/store.js';
 import { createDocker } from '../../src/swarm/docker.js';
 import { CapstanError, InvalidError, type Problem } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import type { GroupSpec } from '../../src/spi/index.js';
+import type { GroupSpec, VersionState } from '../../src/spi/index.js';
 import { engineHost } from '../support/engine.js';
 
 const host = engineHost();
@@ -48,6 +49,16 @@ function store(logger = silentLogger, keep?: number): SwarmSpecStore {
 async function configsOf(id: string) {
   const all = await docker.listConfigs({ filters: { label: [`capstan.group=${id}`] } });
   return all.sort((a, b) => Number(a.Spec!.Labels['capstan.version']) - Number(b.Spec!.Labels['capstan.version']));
+}
+
+/** Every config named like one of the group's versions, whatever its labels (Swarm's `name` filter is a prefix). */
+async function namedConfigs(id: string) {
+  return docker.listConfigs({ filters: { name: [`capstan.group.${id}.`] } });
+}
+
+/** The tests' Docker client with some methods replaced. */
+function wrapped(overrides: Record<string, unknown>): Docker {
+  return Object.assign(Object.create(docker) as Docker, overrides);
 }
 
 async function createRaw(name: string, data: string, labels: Record<string, string> = {}): Promise<string> {
@@ -116,18 +127,23 @@ t.test('two commits at the same expected version: exactly one wins, the stored o
 });
 
 t.test("Swarm's refusal of a duplicate name is a conflict and overwrites nothing", async (t) => {
-  const specs = store();
   const id = groupId('dup');
-  // Unlabelled, so the store's own version check cannot see it: only Swarm's 409 stops the commit.
-  const squatter = await createRaw(`capstan.group.${id}.v1`, 'squatter');
-  t.teardown(async () => {
-    await docker.getConfig(squatter).remove();
-    await specs.remove(id);
+  const specs = store();
+  t.teardown(() => specs.remove(id));
+  await specs.commit(spec(id, 1), 0);
+  // A store whose read missed version 2 (another leader's commit landed between its read and its write): only
+  // Swarm's 409 stops it.
+  const stale = new SwarmSpecStore({
+    docker: wrapped({
+      listConfigs: async (options: object) => (await docker.listConfigs(options)).filter((c) => c.Spec?.Name !== configName(id, 2)),
+    }),
+    parse,
+    logger: silentLogger,
   });
-  t.match(await caught(specs.commit(spec(id, 1), 0)), { kind: 'conflict', message: /already exists/ });
-  const kept = await docker.getConfig(squatter).inspect();
-  t.equal(Buffer.from(kept.Spec!.Data, 'base64').toString(), 'squatter');
-  t.equal(await specs.get(id), undefined);
+  await specs.commit(spec(id, 2), 1);
+  t.match(await caught(stale.commit(spec(id, 3), 1)), { kind: 'conflict', message: /version 2 already exists/ });
+  t.same((await specs.get(id))?.spec, spec(id, 2), 'version 2 is intact');
+  t.equal((await configsOf(id)).length, 2);
 });
 
 t.test('history keeps the last 10 versions, oldest first; rollback commits an old spec as a new version', async (t) => {
@@ -318,5 +334,155 @@ t.test('`docker config ls --filter label=capstan.group=<id>` shows the history',
     t.equal(labels['capstan.group'], id);
     t.match(labels['capstan.version'], /^[12]$/);
     t.ok(Date.parse(labels['capstan.created']!), 'capstan.created is an ISO time');
+  }
+});
+
+t.test('operation state is stored with a version and read back by get, history, list and a new leader', async (t) => {
+  const specs = store();
+  const id = groupId('state');
+  t.teardown(() => specs.remove(id));
+  const v1 = await specs.commit(spec(id, 3), 0);
+  t.notOk('state' in v1, 'a commit without state has none');
+
+  const state: VersionState = { paused: true, failure: 'instance i-9 not healthy within 5m', removing: ['i-1', 'i-2'], note: 'pause' };
+  const v2 = await specs.commit(spec(id, 3), 1, state);
+  t.same(v2.state, state);
+  const v3 = await specs.commit(spec(id, 2), 2, { note: 'scaleDown: size 3 -> 2' });
+  t.same(await specs.get(id), v3);
+  t.same(
+    (await specs.history(id)).map((h) => h.state),
+    [undefined, state, { note: 'scaleDown: size 3 -> 2' }],
+  );
+  t.same(
+    (await specs.list()).filter((v) => v.id === id),
+    [v3],
+  );
+
+  const leader = store();
+  t.same(await leader.history(id), [v1, v2, v3], 'a new store instance (a new leader) reads the same versions and state');
+  const [, second] = await configsOf(id);
+  t.same(JSON.parse(second!.Spec!.Labels['capstan.state']!), state, 'the state is JSON in the capstan.state label');
+  t.notOk('capstan.state' in (await configsOf(id))[0]!.Spec!.Labels, 'no label without state');
+
+  // Fields a newer Capstan may add are dropped, not fatal: skipping the version would put an older one in force.
+  const v4 = await specs.commit(spec(id, 2), 3, { paused: false, later: 1 } as VersionState);
+  t.same(v4.state, { paused: false });
+  t.same((await leader.get(id))?.state, { paused: false });
+});
+
+t.test('a state label over 64 KiB is refused before writing; the largest fits beside the largest spec', async (t) => {
+  const specs = store();
+  const id = groupId('bigstate');
+  t.teardown(() => specs.remove(id));
+  t.equal(MAX_STATE_BYTES, 64 * 1024);
+  const note = (bytes: number): VersionState => ({ note: 'x'.repeat(bytes - JSON.stringify({ note: '' }).length) });
+  const err = await caught(specs.commit(spec(id, 1), 0, note(MAX_STATE_BYTES + 1)));
+  t.match(err, { kind: 'tooLarge', message: /65537 bytes/, data: { bytes: 65537, limit: 65536 } });
+  const ids = Array.from({ length: 5000 }, (_, i) => `i-${i.toString(16).padStart(17, '0')}`);
+  t.match(await caught(specs.commit(spec(id, 1), 0, { removing: ids })), { kind: 'tooLarge' }, 'a long removal list too');
+  t.same(await namedConfigs(id), [], 'nothing written');
+
+  const base = JSON.stringify(spec(id, 1, { note: '' })).length;
+  const largest = spec(id, 1, { note: 'x'.repeat(MAX_CONFIG_BYTES - 1 - base) });
+  const v1 = await specs.commit(largest, 0, note(MAX_STATE_BYTES));
+  t.equal(v1.version, 1);
+  t.equal(Buffer.byteLength((await configsOf(id))[0]!.Spec!.Labels['capstan.state']!), MAX_STATE_BYTES);
+  t.same((await store().get(id))?.state, note(MAX_STATE_BYTES));
+});
+
+t.test('a malformed state label makes its version a store problem; the last good version stays in force', async (t) => {
+  const specs = store();
+  const id = groupId('badstate');
+  t.teardown(() => specs.remove(id));
+  const good = await specs.commit(spec(id, 1), 0, { paused: true });
+  const labels = (v: number, state: string) => ({ 'capstan.group': id, 'capstan.version': String(v), 'capstan.state': state });
+  await createRaw(configName(id, 2), JSON.stringify(spec(id, 2)), labels(2, '{"paused": tru'));
+  await createRaw(configName(id, 3), JSON.stringify(spec(id, 3)), labels(3, '{"paused": "yes"}'));
+  await createRaw(configName(id, 4), JSON.stringify(spec(id, 4)), labels(4, '{"removing": ["i-1", 2]}'));
+  await createRaw(configName(id, 5), JSON.stringify(spec(id, 5)), labels(5, '["paused"]'));
+
+  t.same(await specs.get(id), good);
+  t.same(
+    (await specs.list()).filter((v) => v.id === id),
+    [good],
+  );
+  t.match(
+    specs.problems().filter((p) => p.id === id),
+    [
+      { version: 2, message: /capstan.state is malformed: not JSON/ },
+      { version: 3, message: /paused must be a boolean/ },
+      { version: 4, message: /removing must be a list of instance ids/ },
+      { version: 5, message: /must be a JSON object/ },
+    ],
+  );
+  t.equal((await specs.commit(spec(id, 9), 1)).version, 6, 'a commit steps over them');
+});
+
+for (const [name, labels, upper] of [
+  ['only a group label', true, false],
+  ['no labels at all', false, false],
+  ['no labels and an upper-case name (Swarm compares names ignoring case)', false, true],
+] as const) {
+  t.test(`a hand-made config named like a version with ${name} is skipped and reported, and commits step over it`, async (t) => {
+    const specs = store();
+    const id = groupId('hand');
+    t.teardown(() => specs.remove(id));
+    const handName = upper ? `Capstan.Group.${id.toUpperCase()}.V3` : configName(id, 3);
+    await createRaw(handName, JSON.stringify(spec(id, 7)), labels ? { 'capstan.group': id } : {});
+
+    t.equal(await specs.get(id), undefined, 'not served');
+    t.match(specs.problems().filter((p) => p.id === id), [{ id, version: 3, config: handName, message: /not labelled by Capstan/ }]);
+    const v4 = await specs.commit(spec(id, 1), 0);
+    t.equal(v4.version, 4, 'the first commit steps over its name');
+    t.equal((await specs.commit(spec(id, 2), 4)).version, 5);
+    t.same((await specs.get(id))?.spec, spec(id, 2));
+
+    const other = store();
+    t.same((await other.list()).find((v) => v.id === id)?.version, 5, 'list serves the good versions');
+    t.match(other.problems().filter((p) => p.id === id), [{ version: 3, config: handName }], 'and reports the hand-made one');
+
+    await specs.remove(id);
+    t.same(await namedConfigs(id), [], 'remove takes it too');
+    t.same(specs.problems().filter((p) => p.id === id), []);
+  });
+}
+
+t.test('an interrupted remove never puts an older version in force; a retried remove finishes the job', async (t) => {
+  // Four good versions and a hand-made unlabelled v5: every point where the fifth remove can fail.
+  for (let failAt = 1; failAt <= 5; failAt++) {
+    const id = groupId('rmfail');
+    const specs = store();
+    t.teardown(() => specs.remove(id));
+    for (let v = 1; v <= 4; v++) await specs.commit(spec(id, v), v - 1);
+    await createRaw(configName(id, 5), 'hand-made');
+
+    let removes = 0;
+    const failing = new SwarmSpecStore({
+      docker: wrapped({
+        getConfig: (configId: string) => {
+          const config = docker.getConfig(configId);
+          return Object.assign(Object.create(config) as Docker.Config, {
+            remove: async () => {
+              if (++removes === failAt) throw new Error('injected: the daemon went away');
+              return config.remove();
+            },
+          });
+        },
+      }),
+      parse,
+      logger: silentLogger,
+    });
+    await t.rejects(failing.remove(id), /injected/, `remove fails at remove ${failAt}`);
+    t.equal(removes, failAt, 'nothing is removed after a failure');
+    t.equal((await namedConfigs(id)).length, 5 - (failAt - 1), 'what is left is the newest configs');
+
+    const after = await store().get(id);
+    t.ok(after === undefined || after.version === 4, `after failing at ${failAt}: no older version in force`);
+    if (failAt <= 4) t.same(after?.spec, spec(id, 4), 'the newest stays in force until it goes itself');
+    else t.equal(after, undefined, 'every good version is gone; only the hand-made one was left');
+
+    await store().remove(id);
+    t.same(await namedConfigs(id), [], 'a retried remove leaves nothing');
+    t.equal(await specs.get(id), undefined);
   }
 });
