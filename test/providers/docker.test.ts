@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { silentLogger } from '../../src/log.js';
 import { providerCalls } from '../../src/metrics.js';
-import { dockerProviderKind } from '../../src/providers/docker/index.js';
+import { dockerProviderKind, MachineNames } from '../../src/providers/docker/index.js';
+import { machineConfig } from '../../src/providers/docker/properties.js';
+import { DockerInstanceProvider } from '../../src/providers/docker/provider.js';
 import type { InstanceSpec } from '../../src/spi/instance.js';
 import { engine, engineHost } from '../support/engine.js';
 
@@ -64,8 +66,10 @@ t.test('provisions machines, describes them by labels, destroys them', async (t)
   t.equal(started[1]!.tags['capstan.logical-id'], 'db-1');
 
   const inspected = await Promise.all(started.map((i) => docker.getContainer(i.id).inspect()));
-  t.match(inspected[0]!.Name, new RegExp(`^/capstan-${group}-[0-9a-f]{8}$`));
-  t.equal(inspected[1]!.Config.Hostname, 'db-1', 'a logical id that is a hostname becomes the hostname');
+  for (const i of inspected) {
+    t.match(i.Name, new RegExp(`^/capstan-${group}-[0-9a-f]{6}-[0-9a-z]{12}$`));
+    t.equal(i.Config.Hostname, i.Name.slice(1), 'the hostname is the name, also with a logical id');
+  }
   t.same(inspected[0]!.HostConfig.CapAdd, ['ALL']);
   t.same(inspected[0]!.HostConfig.CapDrop, ['SYS_RESOURCE']);
   t.same(inspected[0]!.HostConfig.MaskedPaths, [], 'systempaths=unconfined');
@@ -76,7 +80,7 @@ t.test('provisions machines, describes them by labels, destroys them', async (t)
   // The machine image runs the copied init script once dockerd is up.
   for (const [n, instance] of started.entries()) {
     await until('init to run', async () => ((await logsOf(instance.id)).includes('init exited 0') ? true : undefined));
-    t.match(await logsOf(instance.id), `init ran: ${n === 1 ? 'db-1' : inspected[0]!.Config.Hostname}`);
+    t.match(await logsOf(instance.id), `init ran: ${inspected[n]!.Config.Hostname}`);
   }
 
   const again = await provider.provision(specs, 'decision-1');
@@ -117,4 +121,44 @@ t.test('a machine that cannot start is not left behind; calls are counted', asyn
   await t.rejects(broken.provision([{ tags: { 'capstan.group': group, 'capstan.config': 'c2' }, init: 'true' }], 'decision-2'), /no such file/);
   t.same(await provider.describe({ 'capstan.group': group }), []);
   t.ok((await counted()) > calls, 'docker calls are counted under provider "docker"');
+});
+
+t.test('every machine gets a name never used before; a retry takes over only its own decision\'s machine', async (t) => {
+  const spec: InstanceSpec = { tags: { 'capstan.group': group, 'capstan.config': 'c3' }, init: '' };
+  const nameOf = async (id: string): Promise<{ name: string; hostname: string }> => {
+    const info = await docker.getContainer(id).inspect();
+    return { name: info.Name.slice(1), hostname: info.Config.Hostname };
+  };
+  // The same intent every time, as every 0 -> 1 scale-up of a group once had.
+  const used = new Set<string>();
+  for (let n = 1; n <= 3; n++) {
+    const [machine] = await provider.provision([spec], 'zero-to-one');
+    const { name, hostname } = await nameOf(machine!.id);
+    t.equal(hostname, name, 'the hostname is the name');
+    t.notOk(used.has(hostname), `scale-up ${n}: ${hostname} was never used before`);
+    used.add(hostname);
+    t.same((await provider.provision([spec], 'zero-to-one')).map((i) => i.id), [machine!.id], 'a retry while the machine exists takes it over');
+    const elsewhere = dockerProviderKind({ logger: silentLogger }).create(properties);
+    t.same((await elsewhere.provision([spec], 'zero-to-one')).map((i) => i.id), [machine!.id], '... also from a process that remembers nothing');
+    if (n === 3) {
+      await docker.getContainer(machine!.id).kill();
+      const [stopped] = await provider.provision([spec], 'zero-to-one');
+      t.match(stopped, { id: machine!.id, state: 'stopped' }, 'a stopped machine of the decision is taken over, not doubled');
+    }
+    await provider.destroy([machine!.id]);
+  }
+
+  // A name taken by a container of another decision (forced here): that container is left alone, a fresh name used.
+  const names = new MachineNames();
+  const direct = new DockerInstanceProvider({ docker, machine: machineConfig(properties), logger: silentLogger, maxBatch: 10, concurrency: 2, names });
+  const taken = names.nameFor(spec, 'clash', 0);
+  const squatter = await docker.createContainer({ name: taken, Image: 'capstan/busybox:dev', Labels: { 'capstan.group': group, 'capstan.config': 'c3' } });
+  t.teardown(() => squatter.remove({ force: true }).catch(() => undefined));
+  const [machine] = await direct.provision([spec], 'clash');
+  t.not(machine!.id, squatter.id, 'not taken over');
+  t.not((await nameOf(machine!.id)).name, taken, 'another name');
+  t.equal((await squatter.inspect()).State.Status, 'created', 'the other container is untouched');
+  t.same((await direct.provision([spec], 'clash')).map((i) => i.id), [machine!.id], 'and a retry finds the renamed machine');
+  await direct.destroy([machine!.id]);
+  await squatter.remove({ force: true });
 });

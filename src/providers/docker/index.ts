@@ -3,10 +3,12 @@ import type Docker from 'dockerode';
 import { createLogger, type Logger } from '../../log.js';
 import type { ProviderKind } from '../../spi/instance.js';
 import { createDocker } from '../../swarm/docker.js';
+import { MachineNames } from './names.js';
 import { checkProperties, dockerSchema, machineConfig } from './properties.js';
 import { DockerInstanceProvider } from './provider.js';
 
-export { INIT_PATH, machineName } from './provider.js';
+export { machineName, MachineNames } from './names.js';
+export { INIT_PATH } from './provider.js';
 export { DEFAULT_IMAGE, type DockerProperties } from './properties.js';
 
 export interface DockerProviderKindOptions {
@@ -21,8 +23,8 @@ export interface DockerProviderKindOptions {
 
 export function dockerProviderKind(options: DockerProviderKindOptions = {}): ProviderKind {
   const logger = (options.logger ?? createLogger()).child({ provider: 'docker' });
-  // One client per engine, shared by the groups that use it.
-  const clients = new Map<string, Docker>();
+  // One client and one set of given names per engine, shared by the groups that use it.
+  const clients = new Map<string, { docker: Docker; names: MachineNames }>();
   return {
     name: 'docker',
     schema: dockerSchema,
@@ -30,12 +32,12 @@ export function dockerProviderKind(options: DockerProviderKindOptions = {}): Pro
     create(properties: unknown) {
       const machine = machineConfig(properties);
       const key = machine.engine ?? '';
-      let docker = clients.get(key);
-      if (!docker) {
-        docker = createDocker(machine.engine, options.timeoutMs ?? 15_000);
-        clients.set(key, docker);
+      let client = clients.get(key);
+      if (!client) {
+        client = { docker: createDocker(machine.engine, options.timeoutMs ?? 15_000), names: new MachineNames() };
+        clients.set(key, client);
       }
-      return new DockerInstanceProvider({ docker, machine, logger, maxBatch: options.maxBatch ?? 50, concurrency: options.concurrency ?? 4 });
+      return new DockerInstanceProvider({ ...client, machine, logger, maxBatch: options.maxBatch ?? 50, concurrency: options.concurrency ?? 4 });
     },
   };
 }

@@ -1,14 +1,12 @@
 /** InstanceProvider whose machines are docker-in-docker containers on an infrastructure engine. */
-import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Logger } from '../../log.js';
 import { providerCalls, providerErrors } from '../../metrics.js';
 import type { Instance, InstanceProvider, InstanceSpec, InstanceState, Tags } from '../../spi/instance.js';
+import { CONFIG_TAG, GROUP_TAG, INTENT_INDEX_LABEL, INTENT_LABEL, type MachineNames } from './names.js';
 import type { MachineConfig } from './properties.js';
 import { tar } from './tar.js';
 
-const GROUP_TAG = 'capstan.group';
-const CONFIG_TAG = 'capstan.config';
 const LOGICAL_ID_TAG = 'capstan.logical-id';
 /** Where the machine image looks for its init script; copied in before start, so it never shows in `docker inspect`. */
 export const INIT_PATH = '/var/lib/capstan/init.sh';
@@ -22,7 +20,8 @@ const STATES: Record<string, InstanceState> = {
   exited: 'stopped',
   dead: 'stopped',
 };
-const HOSTNAME = /^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
+/** Attempts at a fresh name when a name is taken by a container of another decision. */
+const NAME_ATTEMPTS = 3;
 
 export interface DockerProviderConfig {
   readonly docker: Docker;
@@ -31,6 +30,8 @@ export interface DockerProviderConfig {
   readonly maxBatch: number;
   /** Containers created or removed at once. */
   readonly concurrency: number;
+  /** Names given to decisions, shared by the providers of one engine. */
+  readonly names: MachineNames;
 }
 
 /** What both the list and the inspect answers tell about a container. */
@@ -48,6 +49,7 @@ export class DockerInstanceProvider implements InstanceProvider {
   private readonly machine: MachineConfig;
   private readonly logger: Logger;
   private readonly concurrency: number;
+  private readonly names: MachineNames;
 
   constructor(config: DockerProviderConfig) {
     this.docker = config.docker;
@@ -55,16 +57,27 @@ export class DockerInstanceProvider implements InstanceProvider {
     this.logger = config.logger;
     this.maxBatch = config.maxBatch;
     this.concurrency = config.concurrency;
+    this.names = config.names;
   }
 
   /**
-   * One container per spec. Names derive from the intent, so a retried decision finds the containers its
-   * first attempt made (Docker answers 409 for a taken name) instead of creating more. Fails if any spec
-   * failed, after all have settled; a container that could not be started is removed again.
+   * One container per spec, each with a name never used before (names.ts). A retried decision takes over the
+   * containers its earlier attempts made, found by their labels capstan.intent and capstan.intent-index, instead of
+   * creating more. Fails if any spec failed, after all have settled; a container that could not be started is
+   * removed again.
    */
   async provision(specs: readonly InstanceSpec[], intent: string): Promise<Instance[]> {
     if (specs.length > this.maxBatch) throw new Error(`${specs.length} specs exceed the docker provider's batch of ${this.maxBatch}`);
-    const results = await settleBounded(specs, this.concurrency, (spec, index) => this.launch(spec, machineName(spec, intent, index)));
+    if (specs.length === 0) return [];
+    const group = specs[0]!.tags[GROUP_TAG];
+    const label = [`${INTENT_LABEL}=${intent}`, ...(group === undefined ? [] : [`${GROUP_TAG}=${group}`])];
+    const earlier = (await this.call('list', () => this.docker.listContainers({ all: true, filters: { label } })))!;
+    const made = new Map(earlier.map((c) => [c.Labels?.[INTENT_INDEX_LABEL], c.Id]));
+    const results = await settleBounded(specs, this.concurrency, async (spec, index) => {
+      const labels = labelsOf(spec, intent, index);
+      const id = made.get(String(index));
+      return id === undefined ? this.launch(spec, labels, intent, index) : this.resume(spec, labels, this.docker.getContainer(id));
+    });
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     return results.map((r) => (r as PromiseFulfilledResult<Instance>).value);
@@ -89,41 +102,59 @@ export class DockerInstanceProvider implements InstanceProvider {
     );
   }
 
-  private async launch(spec: InstanceSpec, name: string): Promise<Instance> {
-    const labels: Record<string, string> = { ...spec.tags };
-    if (spec.logicalId !== undefined) labels[LOGICAL_ID_TAG] ??= spec.logicalId;
+  /** Creates and starts the container; a taken name is either this decision's own container or a reason to rename. */
+  private async launch(spec: InstanceSpec, labels: Tags, intent: string, index: number): Promise<Instance> {
     const m = this.machine;
-    const created = await this.call(
-      'create',
-      () =>
-        this.docker.createContainer({
-          name,
-          Image: m.image,
-          Hostname: spec.logicalId !== undefined && HOSTNAME.test(spec.logicalId) ? spec.logicalId : name,
-          Labels: labels,
-          Env: m.env,
-          HostConfig: {
-            Privileged: m.privileged,
-            CapAdd: m.capAdd,
-            CapDrop: m.capDrop,
-            SecurityOpt: m.securityOpt,
-            ...(m.unmaskPaths ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
-            DeviceCgroupRules: m.deviceCgroupRules,
-            ...(m.network ? { NetworkMode: m.network } : {}),
-            ...(m.memory ? { Memory: m.memory } : {}),
-          },
-        }),
-      [409],
-    );
-    const container = created ?? this.docker.getContainer(name);
-    if (created === undefined) {
-      // Made by an earlier attempt of this decision: take it over unless it is already past start.
-      const seen = await this.inspect(container);
-      if (seen.labels[GROUP_TAG] !== labels[GROUP_TAG] || seen.labels[CONFIG_TAG] !== labels[CONFIG_TAG]) {
-        throw new Error(`container ${name} exists with other labels`);
+    for (let attempt = 1; ; attempt++) {
+      const name = this.names.nameFor(spec, intent, index, attempt > 1);
+      const created = await this.call(
+        'create',
+        () =>
+          this.docker.createContainer({
+            name,
+            Image: m.image,
+            Hostname: name,
+            Labels: { ...labels },
+            Env: m.env,
+            HostConfig: {
+              Privileged: m.privileged,
+              CapAdd: m.capAdd,
+              CapDrop: m.capDrop,
+              SecurityOpt: m.securityOpt,
+              ...(m.unmaskPaths ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
+              DeviceCgroupRules: m.deviceCgroupRules,
+              ...(m.network ? { NetworkMode: m.network } : {}),
+              ...(m.memory ? { Memory: m.memory } : {}),
+            },
+          }),
+        [409],
+      );
+      if (created !== undefined) {
+        this.names.seen(spec, intent, index);
+        return this.start(spec, labels, created, name);
       }
-      if (seen.status !== 'created') return this.toInstance(seen);
+      // 409: a concurrent or earlier attempt of this decision made it (then take it over), or, should it ever happen,
+      // another decision's container has the name (then take a fresh one).
+      const container = this.docker.getContainer(name);
+      const seen = await this.inspect(container);
+      if (sameDecision(seen.labels, labels)) {
+        this.names.seen(spec, intent, index);
+        return this.resume(spec, labels, container, seen);
+      }
+      if (attempt >= NAME_ATTEMPTS) throw new Error(`container name ${name} is taken by a machine of another decision`);
     }
+  }
+
+  /** A container of an earlier attempt of this decision: started unless it is already past that. */
+  private async resume(spec: InstanceSpec, labels: Tags, container: Docker.Container, seen?: Seen): Promise<Instance> {
+    seen ??= await this.inspect(container);
+    if (!sameDecision(seen.labels, labels)) throw new Error(`container ${seen.id} exists with other labels`);
+    if (seen.status !== 'created') return this.toInstance(seen);
+    return this.start(spec, labels, container, seen.id);
+  }
+
+  /** Copies the init script in and starts the container; removes it again if that fails. */
+  private async start(spec: InstanceSpec, labels: Tags, container: Docker.Container, name: string): Promise<Instance> {
     try {
       if (spec.init !== '') {
         const archive = tar([
@@ -179,14 +210,16 @@ export class DockerInstanceProvider implements InstanceProvider {
   }
 }
 
-/**
- * capstan-<group>-<8 hex>: the hex is a hash of the decision and the spec's place in it, random-looking
- * across decisions but the same when a decision is retried.
- */
-export function machineName(spec: InstanceSpec, intent: string, index: number): string {
-  const group = (spec.tags[GROUP_TAG] ?? 'machine').replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 40);
-  const key = [group, spec.tags[CONFIG_TAG] ?? '', spec.logicalId ?? '', intent, String(index)].join('\u0000');
-  return `capstan-${group}-${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
+/** The container's labels: the instance's tags, its logical id, and which decision made it. */
+function labelsOf(spec: InstanceSpec, intent: string, index: number): Tags {
+  const labels: Record<string, string> = { ...spec.tags, [INTENT_LABEL]: intent, [INTENT_INDEX_LABEL]: String(index) };
+  if (spec.logicalId !== undefined) labels[LOGICAL_ID_TAG] ??= spec.logicalId;
+  return labels;
+}
+
+/** Whether a container was made by the same decision for the same place in it, for the same group and config. */
+function sameDecision(seen: Tags, wanted: Tags): boolean {
+  return [GROUP_TAG, CONFIG_TAG, INTENT_LABEL, INTENT_INDEX_LABEL].every((k) => seen[k] === wanted[k]);
 }
 
 /** Like Promise.allSettled over items.map(fn), with at most `limit` calls running at once. */
