@@ -142,6 +142,7 @@ transfer() { # from to...: one save, loads in parallel
   log "loaded $IMAGE onto $# engine(s) in $((SECONDS - t0)) s"
 }
 
+"$HERE/requirements.sh" # busybox-static for the stand-in base, docker.io for the private engine
 mkdir -p "$WORK"
 exec 8>"$WORK/.lock"
 flock 8 # parallel callers build once

@@ -15,18 +15,6 @@ WORK=${CAPSTAN_BUILD_DIR:-/tmp/capstan-build}
 IMAGES=(busybox machine)
 log() { printf '[build-images %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
-# Debian packages whose files the images are made of; a fresh machine may lack some.
-ensure_host_files() {
-  local missing=()
-  [[ -x /usr/bin/busybox ]] || missing+=(busybox-static)
-  [[ -x /usr/bin/tini-static ]] || missing+=(tini)
-  [[ -x /usr/sbin/xtables-nft-multi ]] || missing+=(iptables)
-  [[ -x /usr/sbin/dockerd ]] || missing+=(docker.io)
-  ((${#missing[@]} == 0)) && return
-  log "installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
 # --- busybox: a tiny workload image for Swarm services (tests, examples); the machine preloads it too.
 busybox_ref() { echo capstan/busybox:dev; }
 busybox_inputs() { echo /usr/bin/busybox; }
@@ -107,10 +95,12 @@ build() {
   log "built $ref ($hash) in $((SECONDS - t0)) s"
 }
 
+# The host files the images are made of (busybox-static, tini, docker.io, iptables) come from swarm/requirements.sh;
+# callers that run builds in parallel (swarm/lab.sh) have run it first, so here it finds nothing missing.
+"$HERE/requirements.sh"
 mkdir -p "$WORK"
 exec 8>"$WORK/.lock"
 flock 8 # parallel callers build once
-ensure_host_files
 for name in "${@:-${IMAGES[@]}}"; do
   declare -F "${name}_ref" >/dev/null || { echo "unknown image $name (known: ${IMAGES[*]})" >&2; exit 2; }
   build "$name"

@@ -60,7 +60,12 @@ sock() { echo "$LAB/$1/sock/docker.sock"; }
 dk() { local n=$1; shift; docker -H "unix://$(sock "$n")" "$@"; }
 api() { curl -sf --max-time "${3:-5}" --unix-socket "$(sock "$1")" "http://x/$API$2"; }
 ping_node() { curl -sf --max-time 2 --unix-socket "$(sock "$1")" http://x/_ping >/dev/null 2>&1; }
-dpid() { cat "$LAB/$1/docker.pid" 2>/dev/null || true; }
+# NODE's dockerd pid from its pid file, only while that process is NODE's dockerd (its command line names NODE's dir)
+dpid() {
+  local p; p=$(cat "$LAB/$1/docker.pid" 2>/dev/null) || return 0
+  [[ $p =~ ^[0-9]+$ ]] && { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF -- "$LAB/$1/" && echo "$p"
+  return 0
+}
 alive() { local p; p=$(dpid "$1"); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
 netns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
 token() { cat "$LAB/token"; }
@@ -132,19 +137,7 @@ preflight() {
   [[ $N =~ ^[1-9][0-9]?$ ]] || die "N must be 1..99"
   # dockerd 20.10 silently uses a system containerd if this socket exists: all nodes would share it.
   [[ -S /run/containerd/containerd.sock ]] && die "/run/containerd/containerd.sock exists; every lab dockerd would share that containerd"
-  ensure_tools
   [[ -d /etc/docker ]] || mkdir -p /etc/docker # bind-mount point
-}
-
-ensure_tools() {
-  local missing=()
-  command -v dockerd >/dev/null || missing+=(docker.io)
-  command -v jq >/dev/null || missing+=(jq)
-  command -v curl >/dev/null || missing+=(curl)
-  command -v iptables >/dev/null || missing+=(iptables)
-  ((${#missing[@]} == 0)) && return
-  log "installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 network_up() {
@@ -197,7 +190,6 @@ images() {
   CAPSTAN_BUILD_ON=private CAPSTAN_BUILD_DIR=$BUILD_DIR DOCKER_HOST="unix://$(sock n1)" "$HERE/build-capstan-image.sh" "${others[@]}" 2>&1 | tee "$LAB/images-capstan.log" >&2 || rc=1
   wait "$mpid" || { cat "$LAB/images-machine.log" >&2; die "building the machine image failed"; }
   ((rc == 0)) || die "building the Capstan image failed"
-  log "images ready on every node in $(since "$t0")s"
 }
 
 secrets() {
@@ -256,12 +248,18 @@ wait_api() {
   done
 }
 
+# phase NAME: logs the time since the previous phase and keeps it in $LAB/phases (swarm/up.sh prints them)
+phase() { local t; t=$(since "$PHASE_T"); log "$1: ${t}s"; echo "$1=${t}s" >>"$LAB/phases"; PHASE_T=$(now); }
+
 cmd_up() {
   [[ -n ${1:-} ]] && N=$1
   local t0 n; t0=$(now)
+  # every tool below (and in the image builds, which run in parallel) is installed here, before anything starts
+  "$HERE/requirements.sh"
   preflight
   mkdir -p "$LAB/self"
   chmod 700 "$LAB"
+  PHASE_T=$t0
   printf 'LAB_PREFIX=%q\nLAB_NET=%q\nLAB_MANAGERS=%q\nCAPSTAN_BUILD_DIR=%q\nLAB_STACK=%q\n' "$P" "$NET" "$N" "$BUILD_DIR" "$STACK" >"$LAB/lab.env"
   [[ ${KEEP_ON_FAIL:-0} == 1 ]] || trap 'rc=$?; trap - EXIT; log "up failed: tearing down (KEEP_ON_FAIL=1 keeps the wreck)"; cmd_down >&2 || true; exit $rc' EXIT
   [[ -d /run/netns ]] || touch "$LAB/.created-run-netns"
@@ -270,16 +268,19 @@ cmd_up() {
   for n in $(nodes); do start_daemon "$n"; done
   for n in $(nodes); do wait_ping "$n" 60; done
   infra_forwarding
-  log "dockerd answering on $(nodes | wc -l) nodes after $(since "$t0")s"
+  phase daemons
   swarm_up
-  log "Swarm of $N managers after $(since "$t0")s"
+  phase swarm
   images
+  phase images
   secrets
   deploy
+  phase deploy
   wait_api 180
+  phase api
   trap - EXIT
   log "UP in $(since "$t0")s"
-  cmd_how
+  [[ ${LAB_HOW:-1} == 0 ]] || cmd_how
 }
 
 cmd_how() {
@@ -294,17 +295,55 @@ Docker CLI on a node:   eval "\$($0 env n1)"; docker node ls        (machines: e
 EOF
 }
 
-# Processes that belong to the lab: anything inside one of its netns, anything naming $LAB on its command line
-# (dockerd, containerd, shims; machine containers' processes are the shims' descendants), and all their descendants.
-lab_pids() {
-  local n p roots=()
-  for n in br $(nodes); do netns_exists "$(ns "$n")" && roots+=($(ip netns pids "$(ns "$n")" 2>/dev/null)); done
-  # pgrep never lists itself; the calling shell's command line does not name $LAB
-  roots+=($(pgrep -f -- "$(sed 's/[][\.*^$]/\\&/g' <<<"$LAB/")" || true))
-  ((${#roots[@]})) || return 0
-  descendants "${roots[@]}" | sort -un
+# The lab's processes are the ones its pid files name: each node's launcher and dockerd, dockerd's containerd, each
+# container's shim (the parent of the process in the container's init.pid; shims outlive their dockerd as
+# orphans), the private image build engine. A pid counts only while its command line names the directory the pid
+# file belongs to (a pid file left by a process that died may name a reused pid). Each is taken with all its descendants (the containers: Capstan's
+# replicas, machines and what runs inside them), and remembered as pid + start time, so that after a parent is gone
+# its orphans are still known and a reused pid never is. Nothing is found by searching command lines: a process
+# the lab did not start (an operator's `tail -f $LAB/n1/dockerd.log`, a shell in a lab netns) is never stopped.
+pid_files() { # prints "FILE DIR [parent]": a pid file, the directory the command line of that process (or of its
+  local n f   # parent, for a container's init.pid: the shim) must name
+  for n in $(nodes); do
+    for f in "$LAB/$n/launcher.pid" "$LAB/$n/docker.pid" "$LAB/$n/exec/containerd/containerd.pid"; do
+      [[ -f $f ]] && echo "$f $LAB/$n/"
+    done
+    for f in "$LAB/$n"/exec/containerd/daemon/io.containerd.runtime.v2.task/*/*/init.pid; do
+      [[ -f $f ]] && echo "$f $LAB/$n/ parent"
+    done
+  done
+  f=$BUILD_DIR/capstan-image/engine/docker.pid
+  [[ -f $f ]] && echo "$f $BUILD_DIR/capstan-image/engine/"
+  return 0
+}
+proc_start() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; } # field 22
+lab_roots() {
+  local f dir how p
+  while read -r f dir how; do
+    p=$(cat "$f" 2>/dev/null) || continue
+    [[ $p =~ ^[0-9]+$ ]] || continue
+    [[ $how != parent ]] || p=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ') || continue
+    [[ -n $p ]] || continue
+    { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF -- "$dir" && echo "$p"
+  done < <(pid_files)
+  return 0
 }
 descendants() { local p c; for p in "$@"; do echo "$p"; for c in $(pgrep -P "$p" 2>/dev/null); do descendants "$c"; done; done; }
+LAB_PROCS=() # "pid:start" of every lab process seen during this command
+remember_lab_procs() {
+  local p st roots
+  roots=$(lab_roots)
+  [[ -n $roots ]] || return 0
+  for p in $(descendants $roots | sort -un); do st=$(proc_start "$p") && LAB_PROCS+=("$p:$st"); done
+  return 0
+}
+lab_pids() { # the remembered lab processes still alive
+  local e p
+  remember_lab_procs
+  for e in "${LAB_PROCS[@]}"; do p=${e%%:*}; [[ $(proc_start "$p" 2>/dev/null) == "${e#*:}" ]] && echo "$p"; done | sort -un
+  return 0
+}
+describe_pids() { local p; for p in "$@"; do printf '%s (%s) ' "$p" "$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | cut -c1-60)"; done; }
 
 leave_node() { # remove every container (machines first, on infra), leave the Swarm
   local n=$1 ids
@@ -317,6 +356,7 @@ leave_node() { # remove every container (machines first, on infra), leave the Sw
 
 cmd_down() {
   local t0 n p pids; t0=$(now)
+  remember_lab_procs # before any parent goes: its orphans stay known
   if [[ -d $LAB ]]; then
     local t=$(now)
     leave_node infra
@@ -330,12 +370,16 @@ cmd_down() {
   fi
   pids=$(lab_pids)
   if [[ -n $pids ]]; then
-    log "stopping leftover processes: $(echo $pids)"
+    log "stopping leftover lab processes: $(describe_pids $pids)"
     for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-    sleep 2
-    for p in $(lab_pids); do kill -KILL "$p" 2>/dev/null || true; done
-    sleep 0.5
+    for _ in $(seq 1 10); do [[ -z $(lab_pids) ]] && break; sleep 0.2; done
+    pids=$(lab_pids)
+    if [[ -n $pids ]]; then log "SIGKILL: $(describe_pids $pids)"; for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done; sleep 0.5; fi
   fi
+  # Whatever else is inside a lab netns was not started by the lab: named, not stopped (its netns lives on with it).
+  local others=()
+  for n in br $(nodes); do netns_exists "$(ns "$n")" && others+=($(ip netns pids "$(ns "$n")" 2>/dev/null)); done
+  ((${#others[@]} == 0)) || log "not started by the lab, left running in its netns: $(describe_pids "${others[@]}")"
   for n in $(nodes) br; do netns_exists "$(ns "$n")" && ip netns del "$(ns "$n")"; done
   ip link del "$P-h" 2>/dev/null || true # normally gone with its peer in the bridge netns
   if [[ -d $LAB ]]; then
@@ -353,10 +397,10 @@ verify_clean() {
   local bad=0 n
   for n in br $(nodes); do netns_exists "$(ns "$n")" && { log "LEFT: netns $(ns "$n")"; bad=1; }; done
   ip link show "$P-h" >/dev/null 2>&1 && { log "LEFT: interface $P-h"; bad=1; }
-  [[ -n $(lab_pids) ]] && { log "LEFT: processes $(echo $(lab_pids))"; bad=1; }
+  [[ -n $(lab_pids) ]] && { log "LEFT: lab processes $(describe_pids $(lab_pids))"; bad=1; }
   grep -qF " $LAB/" /proc/self/mountinfo && { log "LEFT: mounts under $LAB"; bad=1; }
   [[ -e $LAB ]] && { log "LEFT: $LAB"; bad=1; }
-  ((bad == 0)) || die "teardown incomplete"
+  ((bad == 0)) || die "teardown incomplete: the LEFT lines above name what is still there"
   log "verified: no lab process, netns, interface, mount or file left"
 }
 
