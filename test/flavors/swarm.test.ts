@@ -106,7 +106,10 @@ t.test('prepare renders a join script with the right token and a link', async (t
   t.equal(manager.init.split(swarm.JoinTokens.Manager).length, 2, 'the token appears once, in an assignment only');
   const worker = await workerKind!.create({}).prepare({ tags: {}, init: '' }, ctx);
   t.ok(worker.init.includes(`token='${swarm.JoinTokens.Worker}'`), 'worker token');
-  t.ok(worker.init.includes("'172.17.0.1:2377'"), "the manager's advertised address");
+  // the address the engine's manager advertises (the tests' engine picks it from its docker0, whatever range that got)
+  const leader = ((await docker.listNodes({ filters: JSON.stringify({ role: ['manager'] }) })) as SwarmNode[]).find((n) => n.ManagerStatus?.Leader);
+  t.ok(leader?.ManagerStatus?.Addr, 'the engine has a leader with an address');
+  t.ok(worker.init.includes(`'${leader!.ManagerStatus!.Addr}'`), "the manager's advertised address");
   t.not(worker.tags[LINK_TAG], manager.tags[LINK_TAG], 'a new link per instance');
 });
 
