@@ -2,7 +2,8 @@
 // and the API together. Everything else receives what it needs.
 import { Autoscaler } from './autoscale/index.js';
 import { Controller } from './group/controller.js';
-import { configHash } from './group/identity.js';
+import { GroupService } from './group/service.js';
+import { retry } from './group/retry.js';
 import { validateSpec } from './group/spec.js';
 import { createLogger } from './log.js';
 import { vanillaFlavorKind } from './flavors/vanilla.js';
@@ -18,9 +19,23 @@ import { createDocker } from './swarm/docker.js';
 import { Leadership } from './swarm/leader.js';
 import { SwarmSpecStore } from './swarm/store.js';
 
+/** How long SIGTERM waits for work in flight; stack.yml's stop_grace_period (45 s) is longer. */
+const SHUTDOWN_GRACE_MS = 30_000;
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+
 /** `capstan serve`: runs until SIGTERM or SIGINT. Configured by DOCKER_HOST, CAPSTAN_LISTEN, CAPSTAN_TOKEN_FILE. */
 export async function serve(): Promise<void> {
   const logger = createLogger();
+  // Signal handlers first: a SIGTERM during start-up is honoured too.
+  const stopped = new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      logger.info({ event: 'shutdown', signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
   const docker = createDocker();
   const providers: ProviderKind[] = [dockerProviderKind({ logger }), awsProviderKind({ logger }), simulatorProviderKind()];
   const flavors: FlavorKind[] = [vanillaFlavorKind, ...swarmFlavorKinds({ docker, logger })];
@@ -34,46 +49,47 @@ export async function serve(): Promise<void> {
     plugins,
     logger,
     ...(nodeId ? { selfLink: nodeId } : {}),
-    // Under `onFailure: rollback` the last version with another machine config is committed again.
-    rollback: async (id, reason) => {
-      const history = await store.history(id);
-      const current = history.at(-1);
-      const previous = history.findLast((v) => current && configHash(v.spec) !== configHash(current.spec));
-      if (!current || !previous) return;
-      const committed = await store.commit(previous.spec, current.version);
-      logger.warn({ event: 'update.rolledBack', group: id, from: current.version, to: previous.version, version: committed.version, reason }, `rolled back ${id}`);
-      controller.apply(committed);
-    },
+    onUpdateFailed: (id, failed, reason) => void service.updateFailed(id, failed, reason),
   });
+  const service = new GroupService({ store, controller, validate, logger });
 
-  // Autoscaling acts through the same group methods (and per-group queue) as the API.
+  // Autoscaling acts through the group service (and its per-group queue), like the API.
   const autoscaler: Autoscaler = new Autoscaler({
     docker,
     logger,
     groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id) })),
-    scaleUp: async (id, count) => void (await groups.get('group.scaleUp')!({ id, count })),
-    removeInstance: async (id, instanceId) => void (await groups.get('group.destroyInstances')!({ id, instanceIds: [instanceId] })),
+    scaleUp: async (id, count) => void (await service.scaleUp(id, count)),
+    removeInstance: async (id, instanceId) => void (await service.destroyInstances(id, [instanceId])),
   });
-  const groups = groupMethods({ store, controller, validate, logger, autoscaler });
+  const groups = groupMethods({ service, store, controller, validate, autoscaler });
 
+  // Until the specs are loaded after gaining leadership, this replica is not ready and says why.
+  let loading: string | undefined;
   leadership.onNodeEvent(() => controller.healthChanged());
   leadership.onChange((leading) => {
     if (!leading) {
+      loading = undefined;
       autoscaler.stop();
-      controller.stop();
+      void controller.stop();
       logger.warn({ event: 'leadership.lost' }, 'not the leader: standing by');
       return;
     }
     logger.info({ event: 'leadership.gained' }, 'leading: loading every group spec');
-    store
-      .list()
-      // Leadership may have moved again while the specs loaded.
-      .then((versions) => {
-        if (!leadership.leading) return;
-        versions.forEach((v) => controller.apply(v));
-        autoscaler.start();
-      })
-      .catch((err) => logger.error({ event: 'store.error', err: String(err) }, 'could not load specs'));
+    loading = 'loading group specs';
+    // Swarm reads are slow right after an election: retry with backoff until loaded or no longer leading.
+    void retry(
+      () => store.list(),
+      () => leadership.leading,
+      (attempt, err) => {
+        loading = `loading group specs failed ${attempt} time(s): ${String(err)}`;
+        logger.warn({ event: 'store.error', attempt, err: String(err) }, 'could not load specs; retrying');
+      },
+    ).then((versions) => {
+      if (!versions || !leadership.leading) return;
+      loading = undefined;
+      versions.forEach((v) => controller.apply(v));
+      autoscaler.start();
+    });
   });
 
   const listen = parseListen();
@@ -83,25 +99,20 @@ export async function serve(): Promise<void> {
     validate,
     groups,
     storeProblems: () => store.problems(),
+    loading: () => loading,
     leadership,
     logger,
     version,
-    ready: async () => Boolean(await docker.ping().catch(() => false)) && leadership.status().leaderNodeId !== undefined,
+    ready: async () => loading === undefined && Boolean(await docker.ping().catch(() => false)) && leadership.status().leaderNodeId !== undefined,
   });
   await server.listen(listen);
   logger.info({ event: 'serving', listen, version, node: nodeId }, `capstan ${version} listening on ${listen.host}:${listen.port}`);
   await leadership.start();
-
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      logger.info({ event: 'shutdown', signal }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
-  });
+  await stopped;
+  // Stop starting work; work in flight stops at its next write (fenced) and is given a bounded time to get there.
   leadership.stop();
   autoscaler.stop();
-  controller.stop();
+  const settled = await Promise.race([controller.stop().then(() => true), delay(SHUTDOWN_GRACE_MS).then(() => false)]);
+  logger.info({ event: 'shutdown.done', settled }, settled ? 'work in flight settled' : `work in flight did not settle within ${SHUTDOWN_GRACE_MS} ms`);
   await server.close();
 }

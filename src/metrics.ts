@@ -51,3 +51,10 @@ export const leadership = new Gauge({
   help: '1 while this replica leads and acts, else 0',
   registers: [registry],
 });
+
+export const repairBlocked = new Gauge({
+  name: 'capstan_repair_blocked',
+  help: '1 while the remediation breaker holds back repairs of a group (too many members unhealthy at once)',
+  labelNames: ['group'] as const,
+  registers: [registry],
+});

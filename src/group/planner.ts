@@ -168,11 +168,15 @@ function planSized(ctx: Ctx, size: number): Plan {
   const actions: Action[] = [];
   let members = [...facts];
 
-  // 1. Too many: remove the excess in removal order, and new instances beyond the size.
-  const order = removalOrder(input.selfInstanceId, new Set(input.removing ?? []));
+  // 1. Too many: instances named for removal (the size already dropped for them), then the excess in removal
+  // order, and new instances beyond the size.
+  const removing = new Set(input.removing ?? []);
+  const order = removalOrder(input.selfInstanceId, removing);
+  const named = members.filter((f) => removing.has(idOf(f)));
+  members = members.filter((f) => !removing.has(idOf(f)));
   const overCeiling = [...members].sort(order).slice(0, Math.max(0, members.length - ceiling));
   const overSize = members.filter((f) => f.current && !overCeiling.includes(f)).sort(order);
-  const gone = [...overCeiling, ...overSize.slice(0, Math.max(0, overSize.length - size))];
+  const gone = [...named, ...overCeiling, ...overSize.slice(0, Math.max(0, overSize.length - size))];
   actions.push({ kind: 'destroy', ids: gone.map(idOf), reason: 'scale-down' });
   members = members.filter((f) => !gone.includes(f));
 

@@ -8,9 +8,11 @@ import { resolveQuantity } from './quantity.js';
 
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+// Provider and flavor properties are stored as the operator wrote them: the config hash covers them, so a
+// default a later release adds or changes must not change the hash (that would replace every machine).
+const compiled = new WeakMap<object, ValidateFunction>();
 ajv.addSchema(readSchema('autoscale.json'));
 const validateGroup = ajv.compile(readSchema('group.json'));
-const compiled = new WeakMap<object, ValidateFunction>();
 
 function compile(schema: object): ValidateFunction {
   let fn = compiled.get(schema);
@@ -53,8 +55,16 @@ function checkPlugin(
   const kind = kinds.get(name);
   if (!kind) return [{ path: `${at}/${key}`, message: `unknown ${key === 'kind' ? 'flavor' : key} "${name}"; known: ${[...kinds.keys()].join(', ')}` }];
   const check = compile(kind.schema);
-  if (!check(properties)) return problemsOf(check.errors, `${at}/properties`);
-  return validate(properties).map((message) => ({ path: `${at}/properties`, message }));
+  const filled = structuredClone(properties);
+  if (!check(filled)) return problemsOf(check.errors, `${at}/properties`);
+  return validate(filled).map((message) => ({ path: `${at}/properties`, message }));
+}
+
+/** A provider's or flavor's properties with its schema's defaults filled in, for `create`; never mutates. */
+export function pluginProperties(kind: { readonly schema: object }, properties: unknown): unknown {
+  const filled = structuredClone(properties);
+  compile(kind.schema)(filled);
+  return filled;
 }
 
 /**

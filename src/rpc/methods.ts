@@ -1,17 +1,17 @@
 import { CapstanError, InvalidError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { GroupController, GroupSpec, GroupStatus, PlanPreview, SpecStore, SpecVersion } from '../spi/index.js';
+import type { GroupController, GroupSpec, GroupStatus, SpecStore, SpecVersion } from '../spi/index.js';
 import type { Decision } from '../autoscale/index.js';
 import { desiredSize } from '../group/allocation.js';
+import type { GroupService } from '../group/service.js';
 import { describeChanges } from './changes.js';
 import { RawJson } from './protocol.js';
 
-export interface GroupServiceDeps {
+export interface GroupMethodsDeps {
+  readonly service: GroupService;
   readonly store: SpecStore;
   readonly controller: GroupController;
   /** Validates a raw spec and applies defaults (validateSpec bound to the plugins); throws InvalidError. */
   readonly validate: (raw: unknown) => GroupSpec;
-  readonly logger: Logger;
   /** Autoscaling's recent decisions for describe, and what it would do for a pretend commit. */
   readonly autoscaler?: AutoscaleView;
 }
@@ -46,74 +46,20 @@ function validateIn(validate: (raw: unknown) => GroupSpec, raw: unknown, prefix:
   }
 }
 
-function checkBounds(spec: GroupSpec, size: number): void {
-  const min = spec.bounds?.min ?? 0;
-  const max = spec.bounds?.max;
-  if (size < min || (max !== undefined && size > max)) {
-    throw new CapstanError('outOfBounds', `size ${size} is outside the bounds of group ${spec.id} (min ${min}, max ${max ?? 'none'})`, { size, min, max });
-  }
-}
-
-/**
- * The group service behind the group.* methods: reads and commits specs in the store and tells the
- * controller. Each method either fails before storing anything or stores exactly one new version.
- */
-export function groupMethods({ store, controller, validate, logger, autoscaler }: GroupServiceDeps): Map<string, Method> {
-  // Read-modify-commit calls on one group run one at a time, so concurrent API calls queue instead of conflicting.
-  const queues = new Map<string, Promise<unknown>>();
-  function serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const run = (queues.get(id) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    queues.set(id, tail);
-    void tail.then(() => queues.get(id) === tail && queues.delete(id));
-    return run;
-  }
-
-  async function current(id: string): Promise<SpecVersion> {
-    const sv = await store.get(id);
-    if (!sv) throw notFound(id);
-    return sv;
-  }
-
-  async function commit(spec: GroupSpec, expected: number, what: string): Promise<SpecVersion> {
-    const version = await store.commit(spec, expected);
-    logger.info({ group: spec.id, version: version.version, what }, 'committed group spec');
-    return version;
-  }
-
+/** The group.* JSON-RPC methods: params already checked by their schemas, mapped onto the group service. */
+export function groupMethods({ service, store, controller, validate, autoscaler }: GroupMethodsDeps): Map<string, Method> {
   // A status object stands for one controller pass, so its (large) instance list is serialized once per pass.
   const described = new WeakMap<GroupStatus, RawJson>();
   function describeStatus(status: GroupStatus): RawJson {
     let json = described.get(status);
     if (!json) {
-      const { id, version, size, configHash, instances, update, lastError, lastPassAt } = status;
-      json = new RawJson(JSON.stringify({ id, version, size, converged: converged(status), configHash, instances, update, lastError, lastPassAt }));
+      const { id, version, size, configHash, instances, update, repair, lastError, lastPassAt } = status;
+      json = new RawJson(JSON.stringify({ id, version, size, converged: converged(status), configHash, instances, update, repair, lastError, lastPassAt }));
       described.set(status, json);
     }
     return json;
   }
-
-  async function resize(id: string, to: (size: number) => number, what: string): Promise<unknown> {
-    return serialized(id, async () => {
-      const sv = await current(id);
-      if (!('size' in sv.spec.allocation)) {
-        throw new InvalidError(`group ${id} is allocated by logicalIds, not size: commit a spec with the logicalIds it should have`, [
-          { path: '/id', message: 'group is allocated by logicalIds' },
-        ]);
-      }
-      const from = sv.spec.allocation.size;
-      const size = to(from);
-      checkBounds(sv.spec, size);
-      if (size === from) return { id, version: sv.version, size, changed: false };
-      const spec = validate({ ...structuredClone(sv.spec), allocation: { size } });
-      const version = await commit(spec, sv.version, `${what}: size ${from} -> ${size}`);
-      controller.apply(version);
-      return { id, version: version.version, size, changed: true };
-    });
-  }
+  const resized = ({ version, size, changed }: { version: SpecVersion; size: number; changed: boolean }) => ({ id: version.id, version: version.version, size, changed });
 
   const methods: Record<string, Method> = {
     async 'group.commit'(p: { spec: object; pretend?: boolean }) {
@@ -121,19 +67,10 @@ export function groupMethods({ store, controller, validate, logger, autoscaler }
       if (p.pretend) {
         const sv = await store.get(spec.id);
         const autoscale = autoscaler?.preview(spec)?.decisions.filter((d) => d.group === spec.id);
-        return { id: spec.id, version: sv?.version ?? 0, stored: false, plan: await controller.preview(spec), ...(autoscale && { autoscale }) };
+        return { id: spec.id, version: sv?.version ?? 0, stored: false, plan: await service.preview(spec), ...(autoscale && { autoscale }) };
       }
-      return serialized(spec.id, async () => {
-        const sv = await store.get(spec.id);
-        // The plan is informative here: a provider that cannot be asked right now must not block a commit.
-        const plan = await controller.preview(spec).catch((error: unknown): PlanPreview | undefined => {
-          logger.warn({ group: spec.id, err: error }, 'could not preview a commit');
-          return undefined;
-        });
-        const version = await commit(spec, sv?.version ?? 0, 'commit');
-        controller.apply(version);
-        return { id: spec.id, version: version.version, stored: true, ...(plan && { plan }) };
-      });
+      const { version, plan } = await service.commit(spec);
+      return { id: spec.id, version: version.version, stored: true, ...(plan && { plan }) };
     },
 
     // From the controller, which knows the version it works on; a store read would cost a Swarm call per poll.
@@ -142,7 +79,7 @@ export function groupMethods({ store, controller, validate, logger, autoscaler }
       const decisions = autoscaler?.lastDecisions(p.id) ?? [];
       // Decisions change apart from passes: appended to the cached serialization rather than re-serializing it.
       if (status) return decisions.length ? new RawJson(`${describeStatus(status).json.slice(0, -1)},"autoscale":${JSON.stringify(decisions)}}`) : describeStatus(status);
-      const sv = await current(p.id);
+      const sv = await service.current(p.id);
       return { id: p.id, version: sv.version, size: desiredSize(sv.spec), converged: false, instances: [], update: idle };
     },
 
@@ -159,87 +96,53 @@ export function groupMethods({ store, controller, validate, logger, autoscaler }
       });
     },
 
-    'group.scale': (p: { id: string; size: number }) => resize(p.id, () => p.size, 'scale'),
-    'group.scaleUp': (p: { id: string; count?: number }) => resize(p.id, (n) => n + (p.count ?? 1), 'scaleUp'),
-    'group.scaleDown': (p: { id: string; count?: number }) => resize(p.id, (n) => n - (p.count ?? 1), 'scaleDown'),
+    'group.scale': async (p: { id: string; size: number }) => resized(await service.scale(p.id, p.size)),
+    'group.scaleUp': async (p: { id: string; count?: number }) => resized(await service.scaleUp(p.id, p.count)),
+    'group.scaleDown': async (p: { id: string; count?: number }) => resized(await service.scaleDown(p.id, p.count)),
 
-    'group.destroyInstances': (p: { id: string; instanceIds: string[] }) =>
-      serialized(p.id, async () => {
-        const sv = await current(p.id);
-        const instances = new Map((controller.status(p.id)?.instances ?? []).map((i) => [i.id, i]));
-        const unknown = p.instanceIds.filter((i) => !instances.has(i));
-        if (unknown.length) throw new CapstanError('notFound', `group ${p.id} has no instance ${unknown.slice(0, 5).join(', ')}`, { id: p.id, instanceIds: unknown });
-        const spec = structuredClone(sv.spec) as { -readonly [K in keyof GroupSpec]: GroupSpec[K] };
-        if ('size' in sv.spec.allocation) {
-          spec.allocation = { size: sv.spec.allocation.size - p.instanceIds.length };
-        } else {
-          const gone = new Set(p.instanceIds.map((i) => instances.get(i)!.logicalId));
-          spec.allocation = { logicalIds: sv.spec.allocation.logicalIds.filter((l) => !gone.has(l)) };
-        }
-        const size = desiredSize(spec);
-        checkBounds(spec, size);
-        const version = await commit(validate(spec), sv.version, `destroyInstances: ${p.instanceIds.length}`);
-        // Applied only after these instances went, so the loop does not pick its own victims for the lower size.
-        try {
-          await controller.destroyInstances(p.id, p.instanceIds);
-        } finally {
-          controller.apply(version);
-        }
-        return { id: p.id, version: version.version, size, destroyed: p.instanceIds };
-      }),
+    async 'group.destroyInstances'(p: { id: string; instanceIds: string[] }) {
+      const r = await service.destroyInstances(p.id, p.instanceIds);
+      return { id: p.id, version: r.version.version, size: r.size, destroyed: r.destroyed, removing: r.removing };
+    },
 
     async 'group.pause'(p: { id: string }) {
-      await current(p.id);
-      controller.pause(p.id);
-      logger.info({ group: p.id }, 'paused rolling update');
-      return { id: p.id, paused: true };
+      const sv = await service.pause(p.id);
+      return { id: p.id, version: sv.version, paused: true };
     },
 
     async 'group.resume'(p: { id: string }) {
-      await current(p.id);
-      controller.resume(p.id);
-      logger.info({ group: p.id }, 'resumed rolling update');
-      return { id: p.id, paused: false };
+      const sv = await service.resume(p.id);
+      return { id: p.id, version: sv.version, paused: false };
     },
 
-    'group.rollback': (p: { id: string; version?: number }) =>
-      serialized(p.id, async () => {
-        const history = await store.history(p.id);
-        const latest = history[history.length - 1];
-        if (!latest) throw notFound(p.id);
-        const target =
-          p.version === undefined ? history.filter((v) => v.version < latest.version).pop() : history.find((v) => v.version === p.version);
-        if (!target) throw new CapstanError('notFound', `group ${p.id} has no ${p.version === undefined ? 'earlier version' : `version ${p.version}`}`, { id: p.id });
-        if (target.version === latest.version) throw new InvalidError(`group ${p.id} is already at version ${latest.version}`, [{ path: '/version', message: 'is the latest version' }]);
-        const version = await commit(validate(structuredClone(target.spec)), latest.version, `rollback to version ${target.version}`);
-        controller.apply(version);
-        return { id: p.id, version: version.version, from: target.version };
-      }),
+    async 'group.rollback'(p: { id: string; version?: number }) {
+      const { version, from } = await service.rollback(p.id, p.version);
+      return { id: p.id, version: version.version, from };
+    },
 
     async 'group.history'(p: { id: string }) {
       const history = await store.history(p.id);
       if (!history.length) throw notFound(p.id);
-      return history.map((v, i) => ({ version: v.version, createdAt: v.createdAt, size: desiredSize(v.spec), changes: describeChanges(history[i - 1]?.spec, v.spec) }));
+      return history.map((v, i) => ({
+        version: v.version,
+        createdAt: v.createdAt,
+        size: desiredSize(v.spec),
+        changes: describeChanges(history[i - 1]?.spec, v.spec),
+        ...(v.state?.note ? { note: v.state.note } : {}),
+        ...(v.state?.paused ? { paused: true } : {}),
+        ...(v.state?.failure ? { failure: v.state.failure } : {}),
+      }));
     },
 
-    'group.free': (p: { id: string }) =>
-      serialized(p.id, async () => {
-        await current(p.id);
-        // The store is the truth a restarted leader rebuilds from, so it forgets the group first.
-        await store.remove(p.id);
-        await controller.free(p.id);
-        logger.info({ group: p.id }, 'freed group: instances left running');
-        return { id: p.id };
-      }),
+    async 'group.free'(p: { id: string }) {
+      await service.free(p.id);
+      return { id: p.id };
+    },
 
-    'group.destroy': (p: { id: string }) =>
-      serialized(p.id, async () => {
-        await current(p.id);
-        await controller.destroy(p.id);
-        await store.remove(p.id);
-        logger.info({ group: p.id }, 'destroyed group');
-        return { id: p.id };
-      }),
+    async 'group.destroy'(p: { id: string }) {
+      await service.destroy(p.id);
+      return { id: p.id };
+    },
   };
   return new Map(Object.entries(methods));
 }

@@ -9,6 +9,7 @@ import { bearerChecker, readTokenFile } from './auth.js';
 import { checkParams, methodSchemas, publicMethods } from './catalog.js';
 import { forwardCall, forwardedHeader, leaderUrl } from './forward.js';
 import { groupMethods, type AutoscaleView, type Method } from './methods.js';
+import { GroupService } from '../group/service.js';
 import { rpcCalls } from './metrics.js';
 import { openRpcDocument } from './openrpc.js';
 import { checkEnvelope, errorResponse, isErrorResponse, parseError, RawJson, RawResponse, responseBody, serializeResponse, toRpcError, tooLarge, type AnyResponse } from './protocol.js';
@@ -35,10 +36,14 @@ export interface RpcServerOptions {
   readonly validate: (raw: unknown) => GroupSpec;
   /** The group.* methods, when the caller shares them (the autoscaler commits through the same per-group queue). */
   readonly groups?: Map<string, Method>;
+  /** The group service behind the group.* methods; made from store, controller and validate when absent. */
+  readonly service?: GroupService;
   readonly autoscaler?: AutoscaleView;
   readonly leadership: LeadershipView;
   /** Stored specs that are not served (corrupt or invalid), shown by manager.status. */
   readonly storeProblems?: () => readonly object[];
+  /** Why this leader does not act yet (its specs are still loading), if so. */
+  readonly loading?: () => string | undefined;
   /** For /readyz: Docker reachable and a leader known. Always ready when absent. */
   readonly ready?: () => Promise<boolean>;
   /** File holding the bearer token; default env CAPSTAN_TOKEN_FILE. */
@@ -85,7 +90,8 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
   const maxBatch = options.maxBatch ?? 100;
   const version = options.version ?? packageVersion;
   const forwardPort = options.forwardPort ?? parseListen().port;
-  const forwardTimeoutMs = options.forwardTimeoutMs ?? 30_000;
+  // Covers group.destroyInstances, which waits up to 75 s for a drain: a forwarded call gets the leader's own answer.
+  const forwardTimeoutMs = options.forwardTimeoutMs ?? 90_000;
   const { leadership } = options;
 
   const tokenFile = options.tokenFile ?? process.env.CAPSTAN_TOKEN_FILE;
@@ -102,11 +108,13 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
       'manager.status',
       async () => {
         const storeProblems = options.storeProblems?.() ?? [];
-        return { ...leadership.status(), uptimeSeconds: Math.round(process.uptime()), version, ...(storeProblems.length ? { storeProblems } : {}) };
+        const loading = options.loading?.();
+        return { ...leadership.status(), uptimeSeconds: Math.round(process.uptime()), version, ...(loading ? { loading } : {}), ...(storeProblems.length ? { storeProblems } : {}) };
       },
     ],
   ]);
-  const methods = new Map([...(options.groups ?? groupMethods({ ...options, logger })), ...local]);
+  const service = options.service ?? new GroupService({ ...options, logger });
+  const methods = new Map([...(options.groups ?? groupMethods({ ...options, service })), ...local]);
 
   const rpc = new JSONRPCServer<CallContext>({ errorListener: () => undefined });
   for (const [name, method] of methods) rpc.addMethod(name, (params) => method(params));

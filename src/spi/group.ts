@@ -104,6 +104,8 @@ export interface GroupStatus {
   readonly instances: readonly InstanceStatus[];
   readonly converged: boolean;
   readonly update: UpdateProgress;
+  /** The remediation breaker: members with evidence against them, the limit, and why repairs are held back. */
+  readonly repair?: { readonly broken: number; readonly limit: number; readonly blocked?: string };
   readonly lastError?: { readonly at: string; readonly operation: string; readonly code: string; readonly message: string };
   readonly lastPassAt?: string;
 }
@@ -118,22 +120,20 @@ export interface PlanPreview {
   readonly replace: readonly string[];
 }
 
-/** The reconciling loop as the API sees it. Only the leader's controller acts. */
+/** The reconciling loop as the group service sees it. Only the leader's controller acts. */
 export interface GroupController {
-  /** Start managing (or update) a group at this stored version; wakes it at once. */
+  /** Start managing (or move on) a group at this stored version; wakes it at once. Older versions are ignored. */
   apply(version: SpecVersion): void;
   /** Wake a group's loop now (a health change, a request). */
   trigger(id: string): void;
   status(id: string): GroupStatus | undefined;
   list(): GroupStatus[];
-  pause(id: string): void;
-  resume(id: string): void;
-  /** What applying `spec` would do given what is running now. */
+  /** The group's live instances as its provider lists them now; reads only. */
+  instances(id: string): Promise<import('./instance.js').Instance[]>;
+  /** What applying `spec` would do given what is running now; reads only, writes nothing anywhere. */
   preview(spec: GroupSpec): Promise<PlanPreview>;
   /** Stop managing; instances stay. */
   free(id: string): Promise<void>;
-  /** Drain and destroy these instances now (the caller lowers the size). */
-  destroyInstances(id: string, instanceIds: readonly string[]): Promise<void>;
   /** Destroy every instance of the group and stop managing it. */
   destroy(id: string): Promise<void>;
 }

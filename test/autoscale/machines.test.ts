@@ -8,7 +8,7 @@ import { Controller } from '../../src/group/controller.js';
 import { validateSpec } from '../../src/group/spec.js';
 import { silentLogger } from '../../src/log.js';
 import { dockerProviderKind } from '../../src/providers/docker/index.js';
-import { groupMethods } from '../../src/rpc/methods.js';
+import { GroupService } from '../../src/group/service.js';
 import type { GroupStatus, Instance, Plugins } from '../../src/spi/index.js';
 import { SwarmSpecStore } from '../../src/swarm/store.js';
 import { engine, engineHost } from '../support/engine.js';
@@ -165,13 +165,13 @@ t.test('wired as in src/main.ts: store commits through the group methods, the co
   controller.apply(first);
 
   // The wiring given to the lead, verbatim but for the names.
-  const groupOps = groupMethods({ store, controller, validate, logger: silentLogger });
+  const service = new GroupService({ store, controller, validate, logger: silentLogger });
   const autoscaler = new Autoscaler({
     docker,
     logger: silentLogger,
     groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id) })),
-    scaleUp: async (id, count) => void (await groupOps.get('group.scaleUp')!({ id, count })),
-    removeInstance: async (id, instanceId) => void (await groupOps.get('group.destroyInstances')!({ id, instanceIds: [instanceId] })),
+    scaleUp: async (id, count) => void (await service.scaleUp(id, count)),
+    removeInstance: async (id, instanceId) => void (await service.destroyInstances(id, [instanceId])),
   });
   autoscaler.start();
   t.teardown(() => autoscaler.stop());

@@ -55,12 +55,13 @@ t.test('every group command speaks the API and prints JSON', async (t) => {
   t.match(await cli(['group', 'destroy-instances', 'workers', victim]), { code: 0, json: { version: 5, size: 3, destroyed: [victim] } });
   t.match(await cli(['group', 'pause', 'workers']), { code: 0, json: { paused: true } });
   t.match(await cli(['group', 'resume', 'workers']), { code: 0, json: { paused: false } });
-  t.match(await cli(['group', 'rollback', 'workers', '1']), { code: 0, json: { version: 6, from: 1 } });
-  t.match(await cli(['group', 'rollback', 'workers']), { code: 0, json: { version: 7, from: 5 } });
+  // Pause and resume are versions of their own (same spec); a rollback goes to the last version with another spec.
+  t.match(await cli(['group', 'rollback', 'workers', '1']), { code: 0, json: { version: 8, from: 1 } });
+  t.match(await cli(['group', 'rollback', 'workers']), { code: 0, json: { version: 9, from: 4 } });
   const history = await cli(['group', 'history', 'workers']);
   t.same(
     history.json.map((v: { changes: string[] }) => v.changes),
-    [['created'], ['size 3 -> 5'], ['size 5 -> 6'], ['size 6 -> 4'], ['size 4 -> 3'], ['no changes'], ['no changes']],
+    [['created'], ['size 3 -> 5'], ['size 5 -> 6'], ['size 6 -> 4'], ['size 4 -> 3'], ['no changes'], ['no changes'], ['no changes'], ['size 3 -> 4']],
   );
   const destroy = await cli(['group', 'destroy', 'workers']);
   t.equal(destroy.code, 2, 'destroy needs --yes');

@@ -112,25 +112,34 @@ t.test('a logical-id group cannot be scaled by size', async (t) => {
   t.equal(h.store.writes.length, 1);
 });
 
-t.test('group.destroyInstances lowers the size, then destroys, then applies', async (t) => {
+t.test('group.destroyInstances stores a version naming exactly those instances; a retry changes nothing', async (t) => {
   const h = await startServer(t);
   await h.call('group.commit', { spec: spec('workers', 4) });
   const status = convergedStatus('workers', 1, 4);
   h.controller.statuses.set('workers', status);
   const ids = [status.instances[0]!.id, status.instances[2]!.id];
   const res = await h.call('group.destroyInstances', { id: 'workers', instanceIds: ids });
-  t.same(res.result, { id: 'workers', version: 2, size: 2, destroyed: ids });
+  t.same(res.result, { id: 'workers', version: 2, size: 2, destroyed: ids, removing: [] });
   t.same(h.controller.calls.slice(-2), [
-    { op: 'destroyInstances', id: 'workers', arg: ids },
+    { op: 'instances', id: 'workers' },
     { op: 'apply', id: 'workers', arg: 2 },
   ]);
+  t.same((await h.store.get('workers'))?.state?.removing, ids, 'the stored version names them, for any leader');
+
+  const writes = h.store.writes.length;
+  const retry = await h.call('group.destroyInstances', { id: 'workers', instanceIds: ids });
+  t.same(retry.result, { id: 'workers', version: 2, size: 2, destroyed: ids, removing: [] }, 'a retry is a no-op');
+  t.equal(h.store.writes.length, writes, 'and stores nothing');
+  t.same(h.controller.statuses.get('workers')!.instances.map((i) => i.id), [status.instances[1]!.id, status.instances[3]!.id], 'no other machine named');
 
   const unknown = await h.fail('group.destroyInstances', { id: 'workers', instanceIds: ['i-unknown'] });
   t.equal(unknown.code, ErrorCode.notFound);
   t.same(unknown.data.instanceIds, ['i-unknown']);
+  const mixed = await h.fail('group.destroyInstances', { id: 'workers', instanceIds: [status.instances[1]!.id, 'i-unknown'] });
+  t.equal(mixed.code, ErrorCode.notFound, 'one unknown id: nothing changes');
   const tooMany = await h.fail('group.destroyInstances', { id: 'workers', instanceIds: [status.instances[1]!.id, status.instances[3]!.id] });
   t.equal(tooMany.code, ErrorCode.outOfBounds, 'size 0 is below bounds.min 1');
-  t.equal(h.store.writes.length, 2);
+  t.equal(h.store.writes.length, writes);
 });
 
 t.test('group.destroyInstances on a logical-id group drops their logical ids', async (t) => {
@@ -145,19 +154,38 @@ t.test('group.destroyInstances on a logical-id group drops their logical ids', a
   t.same((await h.store.get('managers'))?.spec.allocation, { logicalIds: ['a', 'c'] });
 });
 
-t.test('pause and resume reach the controller', async (t) => {
+t.test('pause and resume are stored with the group, so every later leader sees them', async (t) => {
   const h = await startServer(t);
   await h.call('group.commit', { spec: spec() });
-  t.same((await h.call('group.pause', { id: 'workers' })).result, { id: 'workers', paused: true });
-  t.same((await h.call('group.resume', { id: 'workers' })).result, { id: 'workers', paused: false });
+  t.same((await h.call('group.pause', { id: 'workers' })).result, { id: 'workers', version: 2, paused: true });
+  t.same((await h.call('group.pause', { id: 'workers' })).result, { id: 'workers', version: 2, paused: true }, 'pausing again stores nothing');
+  t.same((await h.store.get('workers'))?.state, { paused: true, note: 'pause' });
+  t.same((await h.call('group.resume', { id: 'workers' })).result, { id: 'workers', version: 3, paused: false });
+  t.same((await h.store.get('workers'))?.state, { note: 'resume' });
   t.same(
-    h.controller.calls.filter((c) => c.op === 'pause' || c.op === 'resume'),
+    h.controller.calls.filter((c) => c.op === 'apply').map((c) => c.arg),
+    [1, 2, 3],
+  );
+  const history = (await h.call('group.history', { id: 'workers' })).result;
+  t.same(
+    history.map((v: { note?: string; paused?: boolean }) => [v.note, v.paused ?? false]),
     [
-      { op: 'pause', id: 'workers' },
-      { op: 'resume', id: 'workers' },
+      ['commit', false],
+      ['pause', true],
+      ['resume', false],
     ],
   );
   t.equal((await h.fail('group.pause', { id: 'nope' })).code, ErrorCode.notFound);
+});
+
+t.test('a size change keeps a pause; a new machine config is a new update, not paused', async (t) => {
+  const h = await startServer(t);
+  await h.call('group.commit', { spec: spec('workers', 3) });
+  await h.call('group.pause', { id: 'workers' });
+  await h.call('group.scale', { id: 'workers', size: 4 });
+  t.equal((await h.store.get('workers'))?.state?.paused, true);
+  await h.call('group.commit', { spec: spec('workers', 4, { instance: { provider: 'aws', properties: { instanceType: 't3.large' } } }) });
+  t.equal((await h.store.get('workers'))?.state?.paused, undefined);
 });
 
 t.test('group.rollback commits an earlier spec as the next version; history says what changed', async (t) => {
@@ -181,6 +209,11 @@ t.test('group.rollback commits an earlier spec as the next version; history says
       [4, ['instance.properties changed']],
       [5, ['size 5 -> 3']],
     ],
+  );
+  t.same(
+    history.map((v: { note?: string }) => v.note),
+    ['commit', 'scale: size 3 -> 5', 'commit', 'rollback to v2', 'rollback to v1'],
+    'history names a rollback as one',
   );
   t.ok(history.every((v: { createdAt: string }) => !Number.isNaN(Date.parse(v.createdAt))));
   t.equal((await h.fail('group.history', { id: 'nope' })).code, ErrorCode.notFound);
@@ -218,8 +251,8 @@ t.test('a failing destroy keeps the spec, and the provider failure keeps its cod
 t.test('an unexpected error is an opaque internal error, logged', async (t) => {
   const h = await startServer(t);
   await h.call('group.commit', { spec: spec() });
-  h.controller.failWith = { op: 'pause', error: new Error('secret internals at /var/lib') };
-  t.same(await h.fail('group.pause', { id: 'workers' }), { code: -32603, message: 'Internal error' });
+  h.controller.failWith = { op: 'instances', error: new Error('secret internals at /var/lib') };
+  t.same(await h.fail('group.destroyInstances', { id: 'workers', instanceIds: ['i-1'] }), { code: -32603, message: 'Internal error' });
   t.match(h.logs(), /secret internals/);
 });
 

@@ -1,4 +1,4 @@
-import type { GroupController, GroupSpec, GroupStatus, PlanPreview, SpecVersion } from '../../src/spi/index.js';
+import type { GroupController, GroupSpec, GroupStatus, Instance, PlanPreview, SpecVersion } from '../../src/spi/index.js';
 
 export interface ControllerCall {
   readonly op: string;
@@ -19,8 +19,12 @@ export class RecordingController implements GroupController {
     if (this.failWith?.op === op) throw this.failWith.error;
   }
 
+  /** Like the real loop, a version naming instances for removal makes them go (from the status a test set). */
   apply(version: SpecVersion): void {
     this.record('apply', version.id, version.version);
+    const removing = new Set(version.state?.removing ?? []);
+    const status = this.statuses.get(version.id);
+    if (status && removing.size) this.statuses.set(version.id, { ...status, instances: status.instances.filter((i) => !removing.has(i.id)) });
   }
 
   trigger(id: string): void {
@@ -35,12 +39,10 @@ export class RecordingController implements GroupController {
     return [...this.statuses.values()];
   }
 
-  pause(id: string): void {
-    this.record('pause', id);
-  }
-
-  resume(id: string): void {
-    this.record('resume', id);
+  /** The status's instances as a provider would list them; instances named in `gone` have vanished since. */
+  async instances(id: string): Promise<Instance[]> {
+    this.record('instances', id);
+    return (this.statuses.get(id)?.instances ?? []).map((i) => ({ id: i.id, state: 'running', launchedAt: 0, tags: { 'capstan.group': id, 'capstan.config': i.config } }));
   }
 
   async preview(spec: GroupSpec): Promise<PlanPreview> {
@@ -51,10 +53,6 @@ export class RecordingController implements GroupController {
   async free(id: string): Promise<void> {
     this.record('free', id);
     this.statuses.delete(id);
-  }
-
-  async destroyInstances(id: string, instanceIds: readonly string[]): Promise<void> {
-    this.record('destroyInstances', id, [...instanceIds]);
   }
 
   async destroy(id: string): Promise<void> {

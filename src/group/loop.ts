@@ -1,0 +1,382 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { reconcileSeconds } from '../metrics.js';
+import { CapstanError } from '../errors.js';
+import type { Flavor, GroupStatus, HealthReport, Instance, InstanceProvider, Plugins, SpecVersion } from '../spi/index.js';
+import { configHash, groupTags, logicalIdOf, TAG } from './identity.js';
+import { chunks, mapLimit } from './limit.js';
+import { plan, type Action, type Observed, type Plan } from './planner.js';
+import { desiredSize } from './allocation.js';
+import { pluginProperties } from './spec.js';
+import { GroupMetrics } from './group-metrics.js';
+import { backoffMs } from './retry.js';
+
+export interface LoopOptions {
+  readonly plugins: Plugins;
+  readonly logger: Logger;
+  readonly intervalMs: number;
+  readonly busyMs: number;
+  readonly concurrency: number;
+  readonly backoff: { readonly baseMs: number; readonly maxMs: number };
+  readonly describeLagMs: number;
+  readonly clock: () => number;
+  readonly selfLink?: string;
+  /** A rolling update failed: the group service stores the failure (and rolls back under `onFailure: rollback`). */
+  readonly onUpdateFailed?: (id: string, version: number, reason: string) => void;
+}
+
+interface Known {
+  readonly instance: Instance;
+  readonly at: number;
+}
+
+/** What a pass works with, swapped as one so a commit never lands halfway through a pass. */
+interface Config {
+  readonly version: SpecVersion;
+  readonly hash: string;
+  readonly provider: InstanceProvider;
+  readonly flavor: Flavor;
+}
+
+/**
+ * The reconciling loop of one group: observe -> plan -> act, one pass at a time. It lives for one leadership
+ * term: stop() aborts it, and every provider or Swarm write first checks that it has not been stopped (fencing).
+ */
+export class GroupLoop {
+  cfg!: Config;
+  /** An operator pause or a stored failure, as the version in force says. */
+  private paused = false;
+  private failure: string | undefined;
+  /** Launched, not yet listed (describe lag); destroyed, maybe still listed. */
+  private readonly launched = new Map<string, Known>();
+  private readonly destroyed = new Map<string, number>();
+  private readonly healthySince = new Map<string, number>();
+  private readonly unhealthySince = new Map<string, number>();
+  private health = new Map<string, HealthReport>();
+  private observed: Instance[] = [];
+  private last: Plan | undefined;
+  private lastError: GroupStatus['lastError'];
+  private lastPassAt: string | undefined;
+  private progressKey = '';
+  private blockedReason: string | undefined;
+  /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
+  private cached: GroupStatus | undefined;
+  private errors = 0;
+  /** Successful provision calls this term: part of each intent, so a new decision never reuses an old one's key. */
+  private provisions = 0;
+  private readonly term = `${Date.now()}`;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
+  private queue: Promise<unknown>;
+  private readonly log: Logger;
+  private readonly metrics: GroupMetrics;
+
+  /** `after`: the previous term's loop of this group settling, so two loops never act on one group at once. */
+  constructor(
+    private readonly o: LoopOptions,
+    version: SpecVersion,
+    after: Promise<unknown> = Promise.resolve(),
+  ) {
+    this.log = o.logger.child({ group: version.id });
+    this.metrics = new GroupMetrics(version.id);
+    this.queue = after.catch(() => {});
+    this.configure(version);
+  }
+
+  get version(): SpecVersion {
+    return this.cfg.version;
+  }
+
+  get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  configure(version: SpecVersion): void {
+    this.paused = version.state?.paused === true;
+    this.failure = version.state?.failure;
+    this.cached = undefined;
+    // Nothing is known of the new version until a pass has run on it.
+    this.last = undefined;
+    const hash = configHash(version.spec);
+    if (this.cfg?.hash === hash) {
+      this.cfg = { ...this.cfg, version };
+      return;
+    }
+    const { plugins } = this.o;
+    const { instance, flavor } = version.spec;
+    const providerKind = plugins.providers.get(instance.provider)!;
+    const flavorKind = plugins.flavors.get(flavor.kind)!;
+    this.cfg = {
+      version,
+      hash,
+      provider: providerKind.create(pluginProperties(providerKind, instance.properties)),
+      flavor: flavorKind.create(pluginProperties(flavorKind, flavor.properties)),
+    };
+  }
+
+  /** Serializes passes and API-driven operations on this group. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves once nothing of this loop is running. */
+  settled(): Promise<unknown> {
+    return this.queue;
+  }
+
+  wake(delayMs = 0): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.exclusive(() => this.pass()).finally(() => this.schedule()), delayMs);
+  }
+
+  /** Ends this term: no pass starts, and work in flight stops at its next write. */
+  stop(): void {
+    this.abort.abort();
+    clearTimeout(this.timer);
+  }
+
+  /** Drops this group's metric series (the group was freed or destroyed). */
+  forget(): void {
+    this.metrics.remove();
+  }
+
+  private fence(): void {
+    if (this.stopped) throw new CapstanError('noLeader', `group ${this.cfg.version.id}: this replica stood down; the new leader carries on`);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const { baseMs, maxMs } = this.o.backoff;
+    // Backoff after provider errors; quick passes while work remains.
+    const delay = this.errors
+      ? backoffMs(this.errors, baseMs, maxMs)
+      : this.last?.converged
+        ? this.o.intervalMs
+        : this.o.busyMs;
+    this.wake(delay);
+  }
+
+  /** One reconcile pass. Errors are recorded, never thrown: the next pass tries again. */
+  async pass(): Promise<Plan | undefined> {
+    if (this.stopped) return undefined;
+    const cfg = this.cfg;
+    const end = reconcileSeconds.startTimer({ group: cfg.version.id });
+    try {
+      const observed = await this.observe(cfg);
+      this.fence();
+      await cfg.flavor.tidy?.(cfg.version.id, this.observed);
+      const p = plan({
+        spec: cfg.version.spec,
+        configHash: cfg.hash,
+        observed,
+        now: this.o.clock(),
+        paused: this.paused || this.failure !== undefined,
+        removing: cfg.version.state?.removing ?? [],
+        ...this.self(observed),
+      });
+      this.reportProgress(cfg, observed, p);
+      this.last = p;
+      this.lastPassAt = new Date(this.o.clock()).toISOString();
+      if (p.failure && !this.failure) this.fail(cfg, p.failure);
+      const ok = await this.act(cfg, p.actions);
+      this.errors = ok ? 0 : this.errors + 1;
+      this.metrics.set(this.status(), p.repair);
+      return p;
+    } catch (err) {
+      this.errors++;
+      this.recordError('observe', err);
+      return undefined;
+    } finally {
+      this.cached = undefined;
+      end();
+    }
+  }
+
+  /** One describe, one batch of health checks; in-flight launches count as members until listed. No writes. */
+  async observe(cfg: Config = this.cfg): Promise<Observed[]> {
+    const now = this.o.clock();
+    const listed = await cfg.provider.describe({ [TAG.group]: cfg.version.id });
+    const ids = new Set(listed.map((i) => i.id));
+    for (const [id, k] of this.launched) if (ids.has(id) || now - k.at > this.o.describeLagMs) this.launched.delete(id);
+    for (const [id, at] of this.destroyed) if (!ids.has(id) || now - at > this.o.describeLagMs) this.destroyed.delete(id);
+    const members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
+    this.observed = members;
+    this.health = await cfg.flavor.health(members);
+    track(this.healthySince, members, (i) => this.health.get(i.id)?.health === 'healthy', now);
+    track(this.unhealthySince, members, (i) => this.health.get(i.id)?.health === 'unhealthy', now);
+    return members.map((instance) => {
+      const h = this.health.get(instance.id);
+      const since = this.healthySince.get(instance.id);
+      const bad = this.unhealthySince.get(instance.id);
+      return {
+        instance,
+        health: h?.health ?? 'unknown',
+        ...(since === undefined ? {} : { healthySince: since }),
+        ...(bad === undefined ? {} : { unhealthySince: bad }),
+        ...(h?.link === undefined ? {} : { joined: true }),
+      };
+    });
+  }
+
+  /** A log line whenever the group moves (members, health, update progress, the breaker), so it can be watched. */
+  private reportProgress(cfg: Config, observed: readonly Observed[], p: Plan): void {
+    if (p.repair.blocked !== this.blockedReason) {
+      this.blockedReason = p.repair.blocked;
+      if (p.repair.blocked) this.log.warn({ event: 'repair.blocked', broken: p.repair.broken, limit: p.repair.limit }, p.repair.blocked);
+      else this.log.info({ event: 'repair.unblocked', broken: p.repair.broken, limit: p.repair.limit }, 'repairs allowed again');
+    }
+    const healthy = observed.filter((o) => o.health === 'healthy').length;
+    const key = `${cfg.version.version}|${observed.length}|${healthy}|${p.update.state}|${p.update.done}|${p.update.failed}|${p.converged}`;
+    if (key === this.progressKey) return;
+    this.progressKey = key;
+    const size = desiredSize(cfg.version.spec);
+    this.log.info(
+      { event: 'group.progress', version: cfg.version.version, size, instances: observed.length, healthy, update: p.update, converged: p.converged },
+      `${cfg.version.id} v${cfg.version.version}: ${healthy}/${size} healthy, ${observed.length} instances${p.update.state === 'idle' ? '' : `, update ${p.update.state} ${p.update.done}/${p.update.total}`}${p.converged ? ', converged' : ''}`,
+    );
+  }
+
+  private self(observed: readonly Observed[]): { selfInstanceId?: string } {
+    const link = this.o.selfLink;
+    const mine = link ? observed.find((o) => this.health.get(o.instance.id)?.link === link) : undefined;
+    return mine ? { selfInstanceId: mine.instance.id } : {};
+  }
+
+  /** Stops replacing at once; the group service stores the failure so every later leader sees it too. */
+  private fail(cfg: Config, reason: string): void {
+    this.failure = reason;
+    this.cached = undefined;
+    this.log.error({ event: 'update.failed', reason, onFailure: cfg.version.spec.update.onFailure }, 'rolling update failed');
+    this.o.onUpdateFailed?.(cfg.version.id, cfg.version.version, reason);
+  }
+
+  /** Runs every action; one failing action does not stop the others. Returns whether all succeeded. */
+  async act(cfg: Config, actions: readonly Action[]): Promise<boolean> {
+    const results = await Promise.all(
+      actions.map(async (a) => {
+        try {
+          if (a.kind === 'destroy') await this.destroy(cfg, this.observed.filter((i) => a.ids.includes(i.id)), a.reason);
+          else await this.provision(cfg, a.count, a.logicalIds);
+          return true;
+        } catch (err) {
+          this.recordError(a.kind, err);
+          return false;
+        }
+      }),
+    );
+    return results.every(Boolean);
+  }
+
+  private async provision(cfg: Config, count: number, logicalIds?: readonly string[]): Promise<void> {
+    const { spec } = cfg.version;
+    const { hash, provider, flavor } = cfg;
+    const specs = await Promise.all(
+      Array.from({ length: count }, (_, i) => {
+        const logicalId = logicalIds?.[i];
+        return flavor.prepare(
+          { tags: groupTags(spec, hash, logicalId), init: '', ...(logicalId === undefined ? {} : { logicalId }) },
+          { groupId: spec.id, configHash: hash, ...(logicalId === undefined ? {} : { logicalId }) },
+        );
+      }),
+    );
+    // Logical-id groups launch one at a time (each has its own identity); others in provider-sized batches.
+    const batches = logicalIds ? specs.map((s) => [s]) : chunks(specs, provider.maxBatch);
+    // The intent names this decision: a retry of it (same term, version, members seen, count so far) is
+    // recognised by the provider; any later decision has another key, so no name or client token is reused.
+    const seen = this.observed.map((i) => i.id).sort().join(',');
+    const decision = `${spec.id}|${hash}|${this.term}|${cfg.version.version}|${this.provisions}|${seen}`;
+    const results = await mapLimit(batches, this.o.concurrency, async (batch) => {
+      const key = batch.map((s) => s.logicalId ?? '').join(',');
+      const intent = createHash('sha256').update(`${decision}|${batches.indexOf(batch)}|${key}`).digest('hex').slice(0, 32);
+      this.fence();
+      const made = await provider.provision(batch, intent);
+      const at = this.o.clock();
+      for (const instance of made) this.launched.set(instance.id, { instance, at });
+      this.log.info({ event: 'instance.provisioned', count: made.length, ids: made.map((i) => i.id), logicalIds: batch.map((s) => s.logicalId).filter(Boolean), config: hash }, `provisioned ${made.length}`);
+      return made.length;
+    });
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    this.provisions++;
+  }
+
+  async destroy(cfg: Config, instances: readonly Instance[], reason: string): Promise<void> {
+    if (!instances.length) return;
+    const { provider, flavor } = cfg;
+    // Drain each first (bounded), then destroy in batches, then let the flavor clean up the cluster.
+    const drained = await mapLimit(instances, this.o.concurrency, async (i) => {
+      this.fence();
+      await flavor.drain(i);
+    });
+    const refused = drained.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    const ready = instances.filter((_, n) => drained[n]!.status === 'fulfilled');
+    for (const batch of chunks(ready, provider.maxBatch)) {
+      this.fence();
+      await provider.destroy(batch.map((i) => i.id));
+      const at = this.o.clock();
+      for (const i of batch) {
+        this.destroyed.set(i.id, at);
+        this.launched.delete(i.id);
+      }
+      this.log.info({ event: 'instance.destroyed', reason, ids: batch.map((i) => i.id) }, `destroyed ${batch.length} (${reason})`);
+      await mapLimit(batch, this.o.concurrency, async (i) => {
+        this.fence();
+        await flavor.destroyed(i);
+      });
+    }
+    if (refused) throw refused.reason;
+  }
+
+  private recordError(operation: string, err: unknown): void {
+    const e = err as { code?: string; name?: string; message?: string };
+    this.cached = undefined;
+    this.lastError = { at: new Date(this.o.clock()).toISOString(), operation, code: String(e.code ?? e.name ?? 'Error'), message: String(e.message ?? err) };
+    this.log.warn({ event: 'reconcile.error', operation, code: this.lastError.code, err: this.lastError.message }, `${operation} failed`);
+  }
+
+  status(): GroupStatus {
+    this.cached ??= this.build();
+    return this.cached;
+  }
+
+  private build(): GroupStatus {
+    const spec = this.version.spec;
+    const p = this.last;
+    const update = !p
+      ? { state: 'idle' as const, total: desiredSize(spec), done: 0, failed: 0 }
+      : this.failure
+        ? { ...p.update, state: 'failed' as const, reason: this.failure }
+        : this.paused && p.update.state === 'rolling'
+          ? { ...p.update, state: 'paused' as const }
+          : p.update;
+    return {
+      id: spec.id,
+      version: this.version.version,
+      size: desiredSize(spec),
+      configHash: this.cfg.hash,
+      instances: this.observed.map((i) => {
+        const h = this.health.get(i.id);
+        const logicalId = logicalIdOf(i);
+        return { id: i.id, state: i.state, config: i.tags[TAG.config] ?? '', health: h?.health ?? 'unknown', ...(logicalId ? { logicalId } : {}), ...(h?.link ? { link: h.link } : {}) };
+      }),
+      converged: p?.converged ?? false,
+      update,
+      ...(p ? { repair: p.repair } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.lastPassAt ? { lastPassAt: this.lastPassAt } : {}),
+    };
+  }
+}
+
+/** Since when each member has met `test` without a break, as this replica saw it. */
+function track(since: Map<string, number>, members: readonly Instance[], test: (i: Instance) => boolean, now: number): void {
+  const live = new Set(members.map((i) => i.id));
+  for (const i of members) {
+    if (!test(i)) since.delete(i.id);
+    else if (!since.has(i.id)) since.set(i.id, now);
+  }
+  for (const id of since.keys()) if (!live.has(id)) since.delete(id);
+}

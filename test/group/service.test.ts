@@ -1,0 +1,177 @@
+// The group service with the real controller on the simulator: exact operations, operation state that survives a
+// new leader, and the automatic rollback. Every assertion names machines by id.
+import t from 'tap';
+import { Controller } from '../../src/group/controller.js';
+import { GroupService } from '../../src/group/service.js';
+import { validateSpec } from '../../src/group/spec.js';
+import { configHash } from '../../src/group/identity.js';
+import { silentLogger } from '../../src/log.js';
+import { SimulatedCloud, simulatorProviderKind } from '../../src/providers/simulator/index.js';
+import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
+import { CapstanError } from '../../src/errors.js';
+import type { FlavorKind, GroupSpec, Plugins } from '../../src/spi/index.js';
+import { MemoryStore } from '../support/memory-store.js';
+
+/** vanilla, except that machines whose init script says "broken" never become healthy. */
+const picky: FlavorKind = {
+  ...vanillaFlavorKind,
+  name: 'picky',
+  schema: { type: 'object' },
+  create: (p) => {
+    const inner = vanillaFlavorKind.create({});
+    const broken = (p as { broken?: boolean }).broken === true;
+    return {
+      ...inner,
+      prepare: async (spec, ctx) => ({ ...(await inner.prepare(spec, ctx)), init: broken ? 'broken' : 'ok' }),
+      health: async (is) => new Map(is.map((i) => [i.id, { health: cloud.initOf(i.id) === 'broken' ? 'unknown' : 'healthy' }])),
+    };
+  },
+};
+let cloud: SimulatedCloud;
+
+function setup(store = new MemoryStore()) {
+  cloud = new SimulatedCloud();
+  const plugins: Plugins = { providers: new Map([['simulator', simulatorProviderKind(cloud)]]), flavors: new Map([['vanilla', vanillaFlavorKind], ['picky', picky]]) };
+  const validate = (raw: unknown) => validateSpec(raw, plugins);
+  /** One leadership term: a controller and a service over the shared store and cloud. */
+  const lead = () => {
+    const controller: Controller = new Controller({
+      plugins,
+      logger: silentLogger,
+      intervalMs: 20,
+      busyMs: 20,
+      backoff: { baseMs: 20, maxMs: 50 },
+      onUpdateFailed: (id, v, reason) => void service.updateFailed(id, v, reason),
+    });
+    const service: GroupService = new GroupService({ store, controller, validate, logger: silentLogger, pollMs: 10, removalWaitMs: 5000 });
+    return { controller, service };
+  };
+  return { store, validate, lead };
+}
+
+const spec = (size: number, flavor: object = { kind: 'vanilla', properties: {} }, update: object = {}): object => ({
+  id: 'web',
+  allocation: { size },
+  bounds: { min: 0, max: 10 },
+  instance: { provider: 'simulator', properties: {} },
+  flavor,
+  update: { healthyFor: '0s', healthTimeout: '300ms', maxSurge: 1, maxUnavailable: 1, ...update },
+});
+
+const ids = () => cloud.list().map((i) => i.id).sort();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+t.test('destroyInstances removes exactly the named machine; an immediate retry is a no-op; nothing is launched', async (t) => {
+  const { lead, store, validate } = setup();
+  const { controller, service } = lead();
+  t.teardown(() => controller.stop());
+  await service.commit(validate(spec(5)));
+  await until('5 machines', () => controller.status('web')?.converged === true && ids().length === 5);
+  const before = ids();
+  const launched = cloud.calls.provision;
+  const [victim, ...rest] = before;
+  const [first, retry] = await Promise.all([service.destroyInstances('web', [victim!]), service.destroyInstances('web', [victim!])]);
+  t.same(first.destroyed, [victim]);
+  t.same(retry.destroyed, [victim], 'the retry answers the same');
+  t.same(ids(), rest, 'exactly the named machine went; the other four are the same machines');
+  t.same((await store.get('web'))!.spec.allocation, { size: 4 }, 'the size dropped by exactly one');
+  const again = await service.destroyInstances('web', [victim!]);
+  t.equal(again.version.version, first.version.version, 'a later retry stores nothing');
+  const unknown = await service.destroyInstances('web', ['sim-nope']).catch((e: unknown) => e);
+  t.equal((unknown as CapstanError).kind, 'notFound', 'an id never the group\'s is notFound');
+  await sleep(200);
+  t.same(ids(), rest, 'still the same four after more passes');
+  t.equal(cloud.calls.provision, launched, 'no machine was launched for any of it');
+});
+
+t.test('10 scale-downs launch 0 machines', async (t) => {
+  const { lead, validate } = setup();
+  const { controller, service } = lead();
+  t.teardown(() => controller.stop());
+  await service.commit(validate(spec(10)));
+  await until('10 machines', () => controller.status('web')?.converged === true && ids().length === 10);
+  const launched = cloud.calls.provision;
+  for (let i = 0; i < 5; i++) {
+    await service.scaleDown('web');
+    await service.destroyInstances('web', [ids()[0]!]);
+  }
+  await until('0 machines', () => ids().length === 0 && controller.status('web')?.converged === true);
+  t.equal(cloud.calls.provision, launched, 'no launch during any scale-down');
+});
+
+t.test('a paused update stays paused across a new leader, and resume completes it', async (t) => {
+  const { lead, validate, store } = setup();
+  const term1 = lead();
+  await term1.service.commit(validate(spec(4, { kind: 'vanilla', properties: { init: 'v1' } })));
+  await until('4 machines', () => term1.controller.status('web')?.converged === true);
+  const v1 = ids();
+  await term1.service.commit(validate(spec(4, { kind: 'vanilla', properties: { init: 'v2' } }, { maxSurge: 0 })));
+  await until('one replaced', () => ids().filter((i) => !v1.includes(i)).length >= 1);
+  await term1.service.pause('web');
+  await term1.controller.stop();
+  const atPause = ids();
+
+  const term2 = lead();
+  t.teardown(() => term2.controller.stop());
+  for (const v of await store.list()) term2.controller.apply(v);
+  await sleep(400);
+  t.same(ids(), atPause, 'the new leader replaced nothing');
+  t.equal(term2.controller.status('web')!.update.state, 'paused');
+  await term2.service.resume('web');
+  await until('update done', () => term2.controller.status('web')?.converged === true);
+  t.equal(ids().filter((i) => v1.includes(i)).length, 0, 'every old machine replaced after resume');
+});
+
+t.test('a failed update is stored: a new leader keeps it failed and replaces nothing', async (t) => {
+  const { lead, validate, store } = setup();
+  const term1 = lead();
+  await term1.service.commit(validate(spec(3, { kind: 'picky', properties: { broken: false } }, { maxSurge: 1, maxUnavailable: 0 })));
+  await until('3 machines', () => term1.controller.status('web')?.converged === true);
+  await term1.service.commit(validate(spec(3, { kind: 'picky', properties: { broken: true } }, { maxSurge: 1, maxUnavailable: 0 })));
+  await until('failure stored', () => term1.controller.status('web')?.update.state === 'failed');
+  await sleep(100);
+  const latest = (await store.get('web'))!;
+  t.match(latest.state?.failure, /not healthy within/);
+  await term1.controller.stop();
+  const atFailure = ids();
+
+  const term2 = lead();
+  t.teardown(() => term2.controller.stop());
+  for (const v of await store.list()) term2.controller.apply(v);
+  await sleep(700);
+  t.equal(term2.controller.status('web')!.update.state, 'failed');
+  t.same(ids(), atFailure, 'the new leader replaced nothing');
+});
+
+t.test('automatic rollback: machines of the last good version, the size of now, the failed version named; a conflict is retried', async (t) => {
+  const { lead, validate, store } = setup();
+  const { controller, service } = lead();
+  t.teardown(() => controller.stop());
+  const good = { kind: 'picky', properties: { broken: false } };
+  const bad = { kind: 'picky', properties: { broken: true } };
+  await service.commit(validate(spec(2, good, { onFailure: 'rollback' })));
+  await until('2 machines', () => controller.status('web')?.converged === true);
+  // One conflict on the rollback's commit, as when another call got there first.
+  const commit = store.commit.bind(store);
+  let conflicts = 0;
+  store.commit = async (s: GroupSpec, expected: number, state) => {
+    if (state?.note?.startsWith('rollback') && conflicts++ === 0) throw new CapstanError('conflict', 'another commit got there first');
+    return commit(s, expected, state);
+  };
+  const failed = await service.commit(validate(spec(2, bad, { onFailure: 'rollback' })));
+  await service.scale('web', 3);
+  await until('rollback applied', () => controller.status('web')?.configHash === configHash(validate(spec(2, good))));
+  const latest = (await store.get('web'))!;
+  t.equal(conflicts, 2, 'the conflict was retried');
+  t.same(latest.spec.allocation, { size: 3 }, 'the size of now, not of the good version');
+  t.same(latest.spec.flavor, good, 'the machines of the good version');
+  const named = Number(/^rollback: v(\d+) failed/.exec(latest.state?.note ?? '')?.[1]);
+  t.ok(named >= failed.version.version && named < latest.version, `the failed version is named: ${latest.state?.note}`);
+});
