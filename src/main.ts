@@ -43,12 +43,26 @@ export async function serve(): Promise<void> {
   const validate = (raw: unknown) => validateSpec(raw, plugins);
   const store = new SwarmSpecStore({ docker, parse: validate, logger });
   const leadership = new Leadership({ docker, logger });
-  const nodeId = (await docker.info().catch(() => undefined))?.Swarm?.NodeID as string | undefined;
+  // The cluster id tags and filters every instance: no acting without it, so wait for this engine's Swarm.
+  let terminated = false;
+  void stopped.then(() => (terminated = true));
+  const swarm = await retry(
+    async () => {
+      const info = (await docker.info()).Swarm as { NodeID?: string; Cluster?: { ID?: string } } | undefined;
+      if (!info?.NodeID || !info.Cluster?.ID) throw new Error('this engine is not a Swarm manager (no node or cluster id in /info)');
+      return { nodeId: info.NodeID, clusterId: info.Cluster.ID };
+    },
+    () => !terminated,
+    (attempt, err) => logger.warn({ event: 'swarm.waiting', attempt, err: String(err) }, 'waiting for this engine to be a Swarm manager'),
+  );
+  if (!swarm) return;
+  const { nodeId, clusterId } = swarm;
 
   const controller: Controller = new Controller({
     plugins,
     logger,
-    ...(nodeId ? { selfLink: nodeId } : {}),
+    selfLink: nodeId,
+    clusterId,
     onUpdateFailed: (id, failed, reason) => void service.updateFailed(id, failed, reason),
   });
   const service = new GroupService({ store, controller, validate, logger });

@@ -20,6 +20,8 @@ export interface ControllerOptions {
   readonly clock?: () => number;
   /** The cluster member Capstan runs on (a Swarm node id): its instance is destroyed last. */
   readonly selfLink?: string;
+  /** This Swarm's cluster id (`docker info` Swarm.Cluster.ID): tagged on every instance, filtered on every describe. */
+  readonly clusterId?: string;
   /** A rolling update failed: expected to store the failure (and roll back under `onFailure: rollback`). */
   readonly onUpdateFailed?: (id: string, version: number, reason: string) => void;
 }

@@ -6,6 +6,8 @@ export const TAG = {
   group: 'capstan.group',
   config: 'capstan.config',
   logicalId: 'capstan.logical-id',
+  /** The Swarm's cluster id: another Swarm's machines in the same cloud or engine are never this one's. */
+  cluster: 'capstan.cluster',
 } as const;
 
 /** JSON with object keys sorted, so equal values always serialize the same. */
@@ -25,8 +27,25 @@ export function configHash(spec: Pick<GroupSpec, 'instance' | 'flavor'>): string
   return createHash('sha256').update(canonicalJson({ instance: spec.instance, flavor: spec.flavor })).digest('hex').slice(0, 16);
 }
 
-export function groupTags(spec: GroupSpec, hash: string, logicalId?: string): Tags {
-  return { [TAG.group]: spec.id, [TAG.config]: hash, ...(logicalId === undefined ? {} : { [TAG.logicalId]: logicalId }) };
+export function groupTags(spec: GroupSpec, hash: string, logicalId?: string, cluster?: string): Tags {
+  return {
+    [TAG.group]: spec.id,
+    [TAG.config]: hash,
+    ...(cluster === undefined ? {} : { [TAG.cluster]: cluster }),
+    ...(logicalId === undefined ? {} : { [TAG.logicalId]: logicalId }),
+  };
+}
+
+/**
+ * The instances of a group that belong to this cluster: those tagged with its id, and untagged ones (made before
+ * the tag existed) only while no instance of the group carries another cluster's tag. Without a cluster id
+ * (tests, a single engine) every instance of the group is its own.
+ */
+export function ownInstances(listed: readonly Instance[], cluster: string | undefined): { own: Instance[]; adopt: Instance[] } {
+  if (cluster === undefined) return { own: [...listed], adopt: [] };
+  const foreign = listed.some((i) => i.tags[TAG.cluster] !== undefined && i.tags[TAG.cluster] !== cluster);
+  const adopt = foreign ? [] : listed.filter((i) => i.tags[TAG.cluster] === undefined);
+  return { own: listed.filter((i) => i.tags[TAG.cluster] === cluster || adopt.includes(i)), adopt };
 }
 
 export const logicalIdOf = (i: Instance): string | undefined => i.tags[TAG.logicalId];

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { reconcileSeconds } from '../metrics.js';
 import { CapstanError } from '../errors.js';
 import type { Flavor, GroupStatus, HealthReport, Instance, InstanceProvider, Plugins, SpecVersion } from '../spi/index.js';
-import { configHash, groupTags, logicalIdOf, TAG } from './identity.js';
+import { configHash, groupTags, logicalIdOf, ownInstances, TAG } from './identity.js';
 import { chunks, mapLimit } from './limit.js';
 import { plan, type Action, type Observed, type Plan } from './planner.js';
 import { desiredSize } from './allocation.js';
@@ -21,6 +21,8 @@ export interface LoopOptions {
   readonly describeLagMs: number;
   readonly clock: () => number;
   readonly selfLink?: string;
+  /** This Swarm's cluster id, tagged on every instance; instances of other clusters are invisible. */
+  readonly clusterId?: string;
   /** A rolling update failed: the group service stores the failure (and rolls back under `onFailure: rollback`). */
   readonly onUpdateFailed?: (id: string, version: number, reason: string) => void;
 }
@@ -59,6 +61,8 @@ export class GroupLoop {
   private lastPassAt: string | undefined;
   private progressKey = '';
   private blockedReason: string | undefined;
+  /** Untagged instances of this group that this cluster takes as its own (see ownInstances); tagged by the next pass. */
+  private adopt: Instance[] = [];
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
   private cached: GroupStatus | undefined;
   private errors = 0;
@@ -168,6 +172,7 @@ export class GroupLoop {
       const observed = await this.observe(cfg);
       this.fence();
       await cfg.flavor.tidy?.(cfg.version.id, this.observed);
+      await this.tagAdopted(cfg);
       const p = plan({
         spec: cfg.version.spec,
         configHash: cfg.hash,
@@ -198,7 +203,8 @@ export class GroupLoop {
   /** One describe, one batch of health checks; in-flight launches count as members until listed. No writes. */
   async observe(cfg: Config = this.cfg): Promise<Observed[]> {
     const now = this.o.clock();
-    const listed = await cfg.provider.describe({ [TAG.group]: cfg.version.id });
+    const { own: listed, adopt } = ownInstances(await cfg.provider.describe({ [TAG.group]: cfg.version.id }), this.o.clusterId);
+    this.adopt = adopt;
     const ids = new Set(listed.map((i) => i.id));
     for (const [id, k] of this.launched) if (ids.has(id) || now - k.at > this.o.describeLagMs) this.launched.delete(id);
     for (const [id, at] of this.destroyed) if (!ids.has(id) || now - at > this.o.describeLagMs) this.destroyed.delete(id);
@@ -219,6 +225,15 @@ export class GroupLoop {
         ...(h?.link === undefined ? {} : { joined: true }),
       };
     });
+  }
+
+  /** Puts this cluster's tag on adopted instances, where the provider can; a failure is retried next pass. */
+  private async tagAdopted(cfg: Config): Promise<void> {
+    const { clusterId } = this.o;
+    if (!this.adopt.length || clusterId === undefined || !cfg.provider.tag) return;
+    const ids = this.adopt.map((i) => i.id);
+    await cfg.provider.tag(ids, { [TAG.cluster]: clusterId });
+    this.log.info({ event: 'instance.adopted', ids, cluster: clusterId }, `adopted ${ids.length} instance(s) made before the cluster tag`);
   }
 
   /** A log line whenever the group moves (members, health, update progress, the breaker), so it can be watched. */
@@ -277,7 +292,7 @@ export class GroupLoop {
       Array.from({ length: count }, (_, i) => {
         const logicalId = logicalIds?.[i];
         return flavor.prepare(
-          { tags: groupTags(spec, hash, logicalId), init: '', ...(logicalId === undefined ? {} : { logicalId }) },
+          { tags: groupTags(spec, hash, logicalId, this.o.clusterId), init: '', ...(logicalId === undefined ? {} : { logicalId }) },
           { groupId: spec.id, configHash: hash, ...(logicalId === undefined ? {} : { logicalId }) },
         );
       }),

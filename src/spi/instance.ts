@@ -39,6 +39,8 @@ export interface InstanceProvider {
   destroy(ids: readonly string[]): Promise<void>;
   /** Every live instance carrying all of `tags`; pagination stays inside the provider. */
   describe(tags: Tags): Promise<Instance[]>;
+  /** Adds tags to live instances, where the provider can (EC2 tags can be added; container labels cannot). */
+  tag?(ids: readonly string[], tags: Tags): Promise<void>;
 }
 
 /** A kind of provider, selectable by `instance.provider` in a spec. */
