@@ -121,3 +121,26 @@ t.test('a persistent fault surfaces its AWS code', async (t) => {
   await t.rejects(down.aws.provision(specs(1), 'grow-1'), { code: 'Unavailable' });
   t.equal((await live()).length, 0);
 });
+
+t.test('tag: an id EC2 says is gone is skipped, the others are tagged, a persistent fault surfaces', async (t) => {
+  const [subnet] = await createSubnets(moto.endpoint, 1);
+  // moto accepts CreateTags on any id: the proxy answers like EC2 for a call naming the terminated one.
+  let gone = '';
+  const resources = (p: URLSearchParams) => [...p.entries()].filter(([k]) => k.startsWith('ResourceId.')).map(([, v]) => v);
+  const { proxy, aws } = await throughProxy(t, [subnet!], {
+    rate: 0,
+    faults: [],
+    refuse: (p) => (p.get('Action') === 'CreateTags' && resources(p).includes(gone) ? 'InvalidInstanceID.NotFound' : undefined),
+  });
+  const launched = await aws.provision(specs(3), 'grow-1');
+  gone = launched[2]!.id;
+  await aws.destroy([gone]);
+  const errorsBefore = await errorCount('CreateTags', 'InvalidInstanceID.NotFound');
+  await aws.tag!(launched.map((i) => i.id), { 'capstan.cluster': 'c-a' });
+  t.same(sorted((await aws.describe({ 'capstan.group': 'g1', 'capstan.cluster': 'c-a' })).map((i) => i.id)), sorted(launched.slice(0, 2).map((i) => i.id)));
+  t.equal(proxy.injected.get('CreateTags'), 2, 'the batch, then the gone id on its own (the message named no id)');
+  t.equal(await errorCount('CreateTags', 'InvalidInstanceID.NotFound'), errorsBefore, 'a gone id is an outcome, not an error');
+
+  const throttled = await throughProxy(t, [subnet!], { rate: 1, faults: ['throttle'] }, { maxAttempts: 1 });
+  await t.rejects(throttled.aws.tag!([launched[0]!.id], { 'capstan.cluster': 'c-b' }), { name: 'AwsError', code: 'RequestLimitExceeded', operation: 'CreateTags' });
+});

@@ -56,6 +56,9 @@ t.test('client tokens: 64 hex chars, stable per decision, launch and subnet', as
   t.not(decisionKey('g', 'cfg', 'intent-2'), d);
   t.not(decisionKey('g', 'cfgintent-1', ''), decisionKey('g', 'cfg', 'intent-1'), 'parts cannot run into each other');
   t.not(clientToken(launchKey(d, 'batch/x/subnet-a/0/5'), 'subnet-b'), token);
+  t.equal(decisionKey('g', 'cfg', 'intent-1', undefined), d, 'without a cluster the key is what it was before the cluster tag');
+  t.not(decisionKey('g', 'cfg', 'intent-1', 'cluster-a'), d, 'the cluster is part of the decision');
+  t.not(decisionKey('g', 'cfg', 'intent-1', 'cluster-a'), decisionKey('g', 'cfg', 'intent-1', 'cluster-b'));
 });
 
 t.test('spread balances existing and new instances', async (t) => {

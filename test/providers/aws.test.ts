@@ -113,6 +113,43 @@ t.test('the same intent twice launches once (ClientToken)', async (t) => {
   t.equal((await live()).length, 6);
 });
 
+t.test('tag adds tags to live instances with CreateTags, in batches, skipping gone ids', async (t) => {
+  const [subnet] = await createSubnets(moto.endpoint, 1);
+  const aws = provider([subnet!]);
+  t.type(aws.tag, 'function');
+  const old = await aws.provision(specs(3), 'made-before-the-cluster-tag');
+  await aws.provision(specs(1, 'other'), 'other-1');
+  const adopted = old.slice(0, 2).map((i) => i.id);
+  const tagCalls = await callsDuring(() => aws.tag!([...adopted, adopted[0]!, 'not-an-id'], { 'capstan.cluster': 'c-a' }));
+  t.same(tagCalls, { CreateTags: 1 }, 'one CreateTags for the batch; duplicates and non-ids dropped');
+  const tagged = await aws.describe({ 'capstan.group': 'g1', 'capstan.cluster': 'c-a' });
+  t.same(ids(tagged), [...adopted].sort(), 'exactly the named instances now carry the tag');
+  for (const instance of tagged) t.match(instance.tags, { 'capstan.group': 'g1', 'capstan.config': 'c1', team: 'infra', 'capstan.cluster': 'c-a' }, 'launch tags kept');
+  const untouched = (await aws.describe({ 'capstan.group': 'g1' })).find((i) => i.id === old[2]!.id)!;
+  t.equal(untouched.tags['capstan.cluster'], undefined, 'the instance not named is untouched');
+  t.same(await aws.describe({ 'capstan.group': 'other', 'capstan.cluster': 'c-a' }), [], 'no other group touched');
+
+  t.same(await callsDuring(() => aws.tag!([], { 'capstan.cluster': 'c-a' })), {}, 'nothing to tag: no call');
+  t.same(await callsDuring(() => aws.tag!(adopted, {})), {}, 'no tags: no call');
+
+  const unknown = Array.from({ length: 1001 }, (_, n) => `i-${n.toString(16).padStart(17, '0')}`);
+  t.same(await callsDuring(() => aws.tag!(unknown, { 'capstan.cluster': 'c-a' })), { CreateTags: 2 }, '1001 ids take two CreateTags of at most 1000');
+});
+
+t.test('two clusters deciding with the same intent launch their own instances, never each other\'s', async (t) => {
+  const subnets = await createSubnets(moto.endpoint, 2);
+  const aws = provider(subnets);
+  const of = (cluster: string): InstanceSpec[] => specs(3).map((s) => ({ ...s, tags: { ...s.tags, 'capstan.cluster': cluster } }));
+  const a = await aws.provision(of('c-a'), 'same-intent');
+  const b = await aws.provision(of('c-b'), 'same-intent');
+  t.equal(a.length, 3);
+  t.equal(b.length, 3);
+  t.same(ids(a).filter((id) => ids(b).includes(id)), [], 'no instance shared');
+  t.equal((await live()).length, 6);
+  t.same(ids(await aws.provision(of('c-a'), 'same-intent')), ids(a), 'a retry of a cluster\'s decision still finds its own launch');
+  t.same(ids(await aws.describe({ 'capstan.group': 'g1', 'capstan.cluster': 'c-b' })), ids(b));
+});
+
 t.test('spreads over subnets, balancing what runs there', async (t) => {
   const subnets = await createSubnets(moto.endpoint, 3);
   const aws = provider(subnets);

@@ -1,7 +1,7 @@
 /**
  * RunInstances idempotency tokens. EC2 returns the original reservation when a token repeats
  * with the same parameters, so a retried provisioning decision never launches twice. A token
- * is 64 ASCII characters: 40 for the decision (group, config, intent), so this provider can
+ * is 64 ASCII characters: 40 for the decision (group, config, intent, cluster), so this provider can
  * recognise the decision's instances among those it describes, 12 for the launch within the
  * decision and 12 for the subnet it went to.
  */
@@ -13,9 +13,12 @@ function hex(parts: readonly string[], length: number): string {
   return hash.digest('hex').slice(0, length);
 }
 
-/** Prefix shared by every token of one provisioning decision. */
-export function decisionKey(group: string, config: string, intent: string): string {
-  return hex([group, config, intent], 40);
+/**
+ * Prefix shared by every token of one provisioning decision. `cluster` (the Swarm's id) keeps two Swarms' decisions
+ * apart; without it the key is what it was before the cluster tag, so a retry across that upgrade still matches.
+ */
+export function decisionKey(group: string, config: string, intent: string, cluster?: string): string {
+  return hex(cluster === undefined ? [group, config, intent] : [group, config, intent, cluster], 40);
 }
 
 /** Length of a launch key: the part of a token before the subnet. */

@@ -3,7 +3,9 @@
  *
  * IAM permissions it needs: ec2:RunInstances (on the instance, volume, network-interface, subnet,
  * security-group, image and key-pair resources), ec2:CreateTags with condition
- * ec2:CreateAction = RunInstances (tagging at launch), ec2:DescribeInstances,
+ * ec2:CreateAction = RunInstances (tagging at launch), ec2:CreateTags on instances that carry
+ * capstan.group and no capstan.cluster, for the key capstan.cluster only (adoption of instances
+ * made before the cluster tag; see README "AWS"), ec2:DescribeInstances,
  * ec2:TerminateInstances, ec2:DescribeSubnets (only for logical ids that are addresses), and
  * iam:PassRole on the role of `launch.IamInstanceProfile` when one is given.
  */

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import {
+  CreateTagsCommand,
   DescribeInstancesCommand,
   DescribeSubnetsCommand,
   RunInstancesCommand,
@@ -21,17 +22,20 @@ import { fallbacks, inCidr, spread } from './subnets.js';
 const GROUP_TAG = 'capstan.group';
 const CONFIG_TAG = 'capstan.config';
 const LOGICAL_ID_TAG = 'capstan.logical-id';
+const CLUSTER_TAG = 'capstan.cluster';
 /** EC2 takes at most 16 KB of user data, counted before base64. */
 const USER_DATA_LIMIT = 16 * 1024;
 /** EC2's limit of tags per resource. */
 const TAG_LIMIT = 50;
 /** Most ids one TerminateInstances accepts. */
 const TERMINATE_BATCH = 1000;
+/** Ids per CreateTags: EC2 publishes no limit, so the same as for TerminateInstances. */
+const TAG_BATCH = 1000;
 const LIVE_STATES: readonly InstanceState[] = ['pending', 'running', 'stopping', 'stopped'];
 const ANY_STATE = [...LIVE_STATES, 'shutting-down', 'terminated'];
 /** Errors local to one subnet's availability zone: another subnet may still have room. */
 const CAPACITY_CODES = ['InsufficientInstanceCapacity', 'InsufficientFreeAddressesInSubnet'];
-/** For TerminateInstances these mean the instance is already gone. */
+/** For TerminateInstances and CreateTags these mean the instance is already gone. */
 const GONE_CODES = ['InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed'];
 /** Anything else cannot name an instance, so destroying it is trivially done. */
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -90,7 +94,9 @@ export class AwsInstanceProvider implements InstanceProvider {
     const prepared = specs.map((spec) => ({ spec, tags: this.tagsOf(spec), userData: encodeUserData(spec.init) }));
     const first = specs[0]!;
     const group = first.tags[GROUP_TAG] ?? '';
-    const decision = decisionKey(group, first.tags[CONFIG_TAG] ?? '', intent);
+    // The cluster is part of the decision: two Swarms' decisions of one group never share a client token, so
+    // neither is ever answered with the other's instances (below, or by EC2's own dedupe).
+    const decision = decisionKey(group, first.tags[CONFIG_TAG] ?? '', intent, first.tags[CLUSTER_TAG]);
     // Terminated ones too: EC2 would answer a repeated token with them rather than launch again.
     const known = group === '' ? [] : await this.describeRaw({ [GROUP_TAG]: group }, ANY_STATE);
     const done = new Map<string, Ec2Instance[]>();
@@ -121,6 +127,21 @@ export class AwsInstanceProvider implements InstanceProvider {
   async describe(tags: Tags): Promise<Instance[]> {
     const instances = await this.describeRaw(tags);
     return instances.map((instance) => toInstance(instance)).filter((instance): instance is Instance => instance !== undefined);
+  }
+
+  /**
+   * Adds (or overwrites) `tags` on instances with CreateTags, up to TAG_BATCH ids a call: how instances made before the
+   * cluster tag existed are adopted. Ids that are gone are skipped, like in destroy. Volumes keep their launch tags.
+   */
+  async tag(ids: readonly string[], tags: Tags): Promise<void> {
+    const Tags: Tag[] = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+    if (Tags.length === 0) return;
+    const existing = [...new Set(ids)].filter((id) => INSTANCE_ID.test(id));
+    for (let i = 0; i < existing.length; i += TAG_BATCH) {
+      const batch = existing.slice(i, i + TAG_BATCH);
+      const done = await this.skippingGone('CreateTags', batch, (some) => this.client.send(new CreateTagsCommand({ Resources: some, Tags })));
+      if (done.length > 0) this.logger.info({ count: done.length, ids: done, keys: Object.keys(tags) }, 'tagged');
+    }
   }
 
   /** Splits a decision into launches, given how many instances each subnet already has. */
@@ -205,25 +226,37 @@ export class AwsInstanceProvider implements InstanceProvider {
 
   /** Terminates up to one batch, dropping ids EC2 reports as gone until the rest succeeds. */
   private async terminate(ids: readonly string[]): Promise<void> {
+    const done = await this.skippingGone('TerminateInstances', ids, (some) => this.client.send(new TerminateInstancesCommand({ InstanceIds: some })));
+    if (done.length > 0) this.logger.info({ count: done.length, ids: done }, 'terminated');
+  }
+
+  /**
+   * Runs an EC2 call on instance ids; when EC2 answers that some are gone, drops the ids its message names and
+   * calls again with the rest (each id on its own when the message names none). Returns the ids it succeeded on.
+   */
+  private async skippingGone(operation: string, ids: readonly string[], send: (ids: string[]) => Promise<unknown>): Promise<string[]> {
     let pending = ids;
     while (pending.length > 0) {
       try {
-        await ec2Call('TerminateInstances', () => this.client.send(new TerminateInstancesCommand({ InstanceIds: [...pending] })), GONE_CODES);
-        this.logger.info({ count: pending.length, ids: pending }, 'terminated');
-        return;
+        const some = [...pending];
+        await ec2Call(operation, () => send(some), GONE_CODES);
+        return some;
       } catch (err) {
         if (!(err instanceof AwsError) || !GONE_CODES.includes(err.code)) throw err;
         const gone = new Set(String((err.cause as Error | undefined)?.message ?? err.message).match(/i-[0-9a-zA-Z]+/g) ?? []);
         const rest = pending.filter((id) => !gone.has(id));
         if (rest.length === pending.length) {
           // The message named none of them: settle each id on its own.
-          if (pending.length > 1) for (const id of pending) await this.terminate([id]);
-          return;
+          if (pending.length === 1) return [];
+          const settled: string[] = [];
+          for (const id of pending) settled.push(...(await this.skippingGone(operation, [id], send)));
+          return settled;
         }
-        this.logger.info({ gone: [...gone] }, 'already gone');
+        this.logger.info({ operation, gone: [...gone] }, 'already gone');
         pending = rest;
       }
     }
+    return [];
   }
 
   private async describeRaw(tags: Tags, states: readonly string[] = LIVE_STATES): Promise<Ec2Instance[]> {
