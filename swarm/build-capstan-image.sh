@@ -6,7 +6,13 @@
 #    has a real one, a stand-in is imported under that name: the host's node binary and npm, their ldd libraries,
 #    busybox as /bin/sh, a minimal /etc with the `node` user (uid 1000) like the real image, and the host's CA
 #    bundle (TLS to the npm registry goes through a proxy with its own CA on machines of this kind).
-# 2. Build: `docker build` of the Dockerfile as is, whose `npm ci` steps need the npm registry. It is reachable from
+# 2. Build, one of two ways (CAPSTAN_IMAGE_FROM):
+#    host (the default when this checkout has node_modules, as after swarm/up.sh): the Dockerfile's runtime stage
+#    as written, with its two `COPY --from=<stage> /app/X` taking X from this host instead: dist/src as `npm run
+#    build` made it (run first if a source is newer) and the production packages of package-lock.json copied from
+#    node_modules (what `npm ci --omit=dev` would install). No RUN, no registry, no second `npm ci`: it builds on
+#    the target engine itself, in seconds.
+#    dockerfile: `docker build` of the Dockerfile as is, whose `npm ci` steps need the npm registry. It is reachable from
 #    the host's network namespace but not from a lab node's (no route out), so the build runs with
 #    `--network host` on the target engine when a probe there reaches the registry, and otherwise on a private
 #    dockerd in the host's network namespace (its own bridge, no iptables changes, stopped afterwards; its layer cache
@@ -14,7 +20,9 @@
 #    The legacy builder is used (the CLI has no buildx here; dockerd is 20.10).
 #    CAPSTAN_BUILD_ON=target|private skips the probe.
 # 3. Idempotent: the image carries a label with a hash of everything it is built from; an engine whose capstan:dev
-#    has the same hash is left alone, so a run where nothing changed takes about a second.
+#    has the same hash is left alone, so a run where nothing changed takes about a second. The last build is kept
+#    as $CAPSTAN_BUILD_DIR/capstan-image/capstan-HASH.tar: engines that lack it (a new lab) load it, in parallel,
+#    with no build at all.
 set -euo pipefail
 : "${DOCKER_HOST:?set DOCKER_HOST to the engine to build on}"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +34,9 @@ LABEL=capstan.content-hash
 REGISTRY=$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
 CA=${NODE_EXTRA_CA_CERTS:-}
 export DOCKER_BUILDKIT=0 # legacy builder: no buildx plugin on this machine
+FROM=${CAPSTAN_IMAGE_FROM:-}
+if [[ -z $FROM ]]; then if [[ -f $TOP/node_modules/.package-lock.json ]]; then FROM=host; else FROM=dockerfile; fi; fi
+[[ $FROM == host || $FROM == dockerfile ]] || { echo "CAPSTAN_IMAGE_FROM must be host or dockerfile, not $FROM" >&2; exit 2; }
 log() { printf '[build-capstan-image %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -42,7 +53,10 @@ base_inputs() {
   declare -f base_rootfs ensure_base # how it is assembled, not the rest of this script
 }
 hash_lines() { while read -r f; do if [[ -f $f ]]; then echo "$f $(sha256sum <"$f")"; else echo "$f"; fi; done | sha256sum | cut -c1-32; }
-app_hash() { { (cd "$TOP" && app_files | hash_lines); echo "base $(base_inputs | hash_lines)"; declare -f build_on; } | sha256sum | cut -c1-32; }
+app_hash() {
+  { (cd "$TOP" && app_files | hash_lines); echo "base $(base_inputs | hash_lines)"; echo "from $FROM"
+    declare -f build_on stage_host runtime_stage; } | sha256sum | cut -c1-32
+}
 
 label_on() { docker -H "$1" image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null || true; }
 
@@ -97,12 +111,54 @@ build_on() {
   local host=$1 hash=$2 old t0=$SECONDS
   ensure_base "$host"
   old=$(docker -H "$host" image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-  log "docker build on $host"
-  docker -H "$host" build --network host --label "$LABEL=$hash" -t "$IMAGE" \
-    ${CA:+--build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt} -f "$TOP/Dockerfile" "$TOP" >"$WORK/build.log" 2>&1 ||
-    { tail -30 "$WORK/build.log" >&2; die "docker build failed (log: $WORK/build.log)"; }
+  if [[ $FROM == host ]]; then
+    log "docker build on $host of the Dockerfile's runtime stage with this host's dist/ and production node_modules"
+    stage_host "$WORK/context" 2>"$WORK/build.log"
+    docker -H "$host" build --label "$LABEL=$hash" -t "$IMAGE" "$WORK/context" >>"$WORK/build.log" 2>&1 ||
+      { tail -30 "$WORK/build.log" >&2; die "docker build failed (log: $WORK/build.log)"; }
+    rm -rf "$WORK/context"
+  else
+    log "docker build on $host"
+    docker -H "$host" build --network host --label "$LABEL=$hash" -t "$IMAGE" \
+      ${CA:+--build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt} -f "$TOP/Dockerfile" "$TOP" >"$WORK/build.log" 2>&1 ||
+      { tail -30 "$WORK/build.log" >&2; die "docker build failed (log: $WORK/build.log)"; }
+  fi
   [[ -z $old || $old == "$(docker -H "$host" image inspect -f '{{.Id}}' "$IMAGE")" ]] || docker -H "$host" rmi "$old" >/dev/null 2>&1 || true
   log "built $IMAGE ($hash) in $((SECONDS - t0)) s"
+}
+
+# --- CAPSTAN_IMAGE_FROM=host: the runtime stage of the Dockerfile, its COPY --from=<stage> /app/X taken from here
+runtime_stage() {
+  sed -n '/^ARG NODE_IMAGE=/p' "$TOP/Dockerfile"
+  awk '/^FROM /{last=NR} {line[NR]=$0} END{for(i=last;i<=NR;i++) print line[i]}' "$TOP/Dockerfile" |
+    sed -E 's#^COPY --from=[^ ]+ /app/#COPY #'
+}
+stage_host() { # DIR: a build context of the runtime stage, from this checkout's build and node_modules
+  local ctx=$1
+  if [[ ! -f $TOP/dist/src/cli/main.js || -n $(cd "$TOP" && find src schemas -newer dist/src/cli/main.js -print -quit) ]]; then
+    log "npm run build (a source is newer than dist/)"
+    (cd "$TOP" && npm run build >/dev/null)
+  fi
+  rm -rf "$ctx"; mkdir -p "$ctx/dist"
+  runtime_stage >"$ctx/Dockerfile"
+  grep -q '^RUN' "$ctx/Dockerfile" && die "the Dockerfile's runtime stage has a RUN step: build with CAPSTAN_IMAGE_FROM=dockerfile"
+  cp -a "$TOP/package.json" "$TOP/schemas" "$ctx/"
+  cp -a "$TOP/dist/src" "$ctx/dist/src"
+  # The packages `npm ci --omit=dev` installs: every package-lock.json entry not marked dev (a package nested under a
+  # production one is production too), copied from node_modules; optional ones this platform skipped are absent.
+  (cd "$TOP" && node -e '
+    const fs = require("node:fs"), path = require("node:path");
+    const [ctx] = process.argv.slice(1);
+    const { packages } = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
+    let n = 0;
+    for (const [key, p] of Object.entries(packages)) {
+      if (key === "" || p.dev || key.split("node_modules/").length !== 2 || p.link) continue;
+      if (!fs.existsSync(key)) { if (p.optional) continue; throw new Error(`${key} is missing: run npm ci`); }
+      fs.cpSync(key, path.join(ctx, key), { recursive: true, verbatimSymlinks: true, filter: (f) => !f.endsWith("/.bin") });
+      n++;
+    }
+    console.error(`${n} production packages`);
+  ' "$ctx")
 }
 
 # A private dockerd in the host's network namespace, only for `docker build --network host`.
@@ -131,13 +187,18 @@ priv_stop() {
   ip link del "$PRIV_BRIDGE" 2>/dev/null || true
 }
 
-transfer() { # from to...: one save, loads in parallel
-  local src=$1 t0=$SECONDS t pids=() rc=0; shift
+save_cache() { # engine hash: keep the image as capstan-HASH.tar (the only one kept)
+  local t0=$SECONDS
+  docker -H "$1" save -o "$WORK/capstan-$2.tar.tmp" "$IMAGE"
+  find "$WORK" -maxdepth 1 -name 'capstan-*.tar' -delete
+  mv "$WORK/capstan-$2.tar.tmp" "$WORK/capstan-$2.tar"
+  log "saved $IMAGE to $WORK/capstan-$2.tar in $((SECONDS - t0)) s"
+}
+load_all() { # tar engine...: loads in parallel
+  local tar=$1 t0=$SECONDS t pids=() rc=0; shift
   (($#)) || return 0
-  docker -H "$src" save -o "$WORK/image.tar" "$IMAGE"
-  for t in "$@"; do docker -H "$t" load -q -i "$WORK/image.tar" >/dev/null & pids+=($!); done
+  for t in "$@"; do docker -H "$t" load -q -i "$tar" >/dev/null & pids+=($!); done
   for t in "${pids[@]}"; do wait "$t" || rc=1; done
-  rm -f "$WORK/image.tar"
   ((rc == 0)) || die "docker load failed"
   log "loaded $IMAGE onto $# engine(s) in $((SECONDS - t0)) s"
 }
@@ -153,11 +214,18 @@ todo=()
 for t in "${targets[@]}"; do [[ $(label_on "$t") == "$hash" ]] || todo+=("$t"); done
 if ((${#todo[@]} == 0)); then log "$IMAGE is up to date on ${#targets[@]} engine(s) ($hash)"; exit 0; fi
 
+cache=$WORK/capstan-$hash.tar
+if [[ -f $cache ]]; then
+  log "loading the cached build of $IMAGE ($hash)"
+  load_all "$cache" "${todo[@]}"
+  exit 0
+fi
 src=""
 # An engine that already has this build serves as the source for the others.
 for t in "${targets[@]}"; do [[ $(label_on "$t") == "$hash" ]] && { src=$t; break; }; done
 # CAPSTAN_BUILD_ON: auto (probe), target, or private (the lab: its nodes never reach the registry).
 where=${CAPSTAN_BUILD_ON:-auto}
+[[ $FROM == host ]] && where=target # needs no registry
 if [[ -z $src ]]; then
   if [[ $where == auto ]]; then ensure_base "${todo[0]}"; if registry_reachable "${todo[0]}"; then where=target; else where=private; fi; fi
   if [[ $where == target ]]; then
@@ -171,4 +239,5 @@ if [[ -z $src ]]; then
 fi
 rest=()
 for t in "${todo[@]}"; do [[ $t == "$src" ]] || rest+=("$t"); done
-transfer "$src" "${rest[@]}"
+save_cache "$src" "$hash"
+load_all "$cache" "${rest[@]}"

@@ -10,11 +10,13 @@
 #   lab.sh rpc METHOD [JSON-PARAMS] [NODE]   call the API (with the token) on NODE (default: the first that answers)
 #   lab.sh deploy          (re)build images as needed and redeploy the stack
 #   lab.sh addr NODE       NODE's address on the lab network
+#   lab.sh how             how to reach the API (printed by `up`)
+#   lab.sh clean           remove the image build cache (CAPSTAN_BUILD_DIR) that `down` keeps
 #
 # Environment: LAB (state dir, default /tmp/capstan-lab), LAB_PREFIX (netns/interface prefix, default clab),
-# LAB_NET (first two octets of the lab's 10.x/16, default 10.77), CAPSTAN_BUILD_DIR (image build cache; default
-# $LAB/build, removed by `down`; point it elsewhere to keep the ~90 s npm build across labs). `up` stores them in
-# $LAB/lab.env; later commands read them from there.
+# LAB_NET (first two octets of the lab's 10.x/16, default 10.77), CAPSTAN_BUILD_DIR (image build cache, shared by
+# labs and kept by `down`: the last Capstan image as a tar, so a new lab loads it instead of building; default
+# /var/cache/capstan/build; `lab.sh clean` removes it). `up` stores them in $LAB/lab.env; later commands read them.
 #
 # Layout. One dockerd per network namespace (a Swarm needs one engine per address), each in a private mount + UTS
 # namespace too (own hostname, own /etc/docker/key.json, hence its own engine ID):
@@ -42,7 +44,7 @@ if [[ -f $LAB/lab.env ]]; then source "$LAB/lab.env"; fi
 P=${LAB_PREFIX:-clab}
 NET=${LAB_NET:-10.77}
 N=${LAB_MANAGERS:-3}
-BUILD_DIR=${CAPSTAN_BUILD_DIR:-$LAB/build}
+BUILD_DIR=${CAPSTAN_BUILD_DIR:-/var/cache/capstan/build}
 STACK=${LAB_STACK:-capstan}
 API=v1.41
 INFRA_SOCK_IN_SERVICE=/run/capstan-infra/docker.sock
@@ -390,6 +392,9 @@ cmd_down() {
     if ((rmnetns)) && [[ -d /run/netns && -z $(ls -A /run/netns) ]]; then umount /run/netns 2>/dev/null || true; rmdir /run/netns 2>/dev/null || true; fi
   fi
   verify_clean
+  if [[ -d $BUILD_DIR && $BUILD_DIR != "$LAB"/* ]]; then
+    log "kept the image build cache $BUILD_DIR ($(du -sh "$BUILD_DIR" 2>/dev/null | cut -f1); '$0 clean' removes it)"
+  fi
   log "DOWN in $(since "$t0")s"
 }
 
@@ -429,6 +434,15 @@ cmd_env() {
   if [[ $n != infra ]]; then echo "export CAPSTAN_URL=http://$(addr "$n"):8640 CAPSTAN_TOKEN_FILE=$LAB/token"; fi
 }
 
+cmd_clean() { # the build cache, once no build uses it (the build scripts hold these locks while they run)
+  [[ -d $BUILD_DIR ]] || { log "no build cache at $BUILD_DIR"; return 0; }
+  local l
+  for l in "$BUILD_DIR/.lock" "$BUILD_DIR/capstan-image/.lock"; do [[ -f $l ]] && exec {fd}<"$l" && flock "$fd"; done
+  rm -rf "$BUILD_DIR"
+  rmdir "$(dirname "$BUILD_DIR")" 2>/dev/null || true
+  log "removed the build cache $BUILD_DIR"
+}
+
 cmd_kill() { local p; p=$(dpid "$1"); [[ -n $p ]] || die "no pid for $1"; kill -"${2:-KILL}" "$p"; echo "$p"; }
 
 cmd_start() {
@@ -460,5 +474,6 @@ case ${1:-} in
   deploy) images; secrets; deploy; wait_api 180 ;;
   addr) addr "${2:?NODE}" ;;
   how) cmd_how ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  clean) cmd_clean ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -31,6 +31,7 @@ cp                      coreutils
 cut                     coreutils
 date                    coreutils
 dirname                 coreutils
+du                      coreutils
 env                     coreutils
 head                    coreutils
 id                      coreutils

@@ -1,20 +1,21 @@
 // In CI the run leaves nothing behind; on a developer's machine the engine stays up for the next run.
 // CI: the engine stops (engine.sh stop: its daemon, files, build cache, bridges, iptables rules), a lab a crashed test
-// left is torn down (swarm/lab.sh down), then whatever else the run added to /tmp under a name the tests use is
-// removed, and anything new that is not theirs is named.
+// left is torn down (swarm/lab.sh down), the labs' image build cache goes if the run made it (swarm/lab.sh clean),
+// then whatever else the run added to /tmp under a name the tests use is removed, and anything new not theirs named.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TMP_RECORD } from './tmp-record.js';
+import { LAB_BUILD_CACHE, TMP_RECORD, type TmpRecord } from './tmp-record.js';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
 if (process.env.CI) {
   execFileSync('bash', [here('./engine.sh'), 'stop'], { stdio: 'inherit' });
-  const before = existsSync(TMP_RECORD) ? new Set(readFileSync(TMP_RECORD, 'utf8').split('\n')) : undefined;
+  const record = existsSync(TMP_RECORD) ? (JSON.parse(readFileSync(TMP_RECORD, 'utf8')) as TmpRecord) : undefined;
   rmSync(TMP_RECORD, { force: true });
-  if (before !== undefined) {
+  if (record !== undefined) {
+    const before = new Set(record.tmp);
     const added = readdirSync('/tmp').filter((name) => !before.has(name));
     const others: string[] = [];
     for (const name of added) {
@@ -31,5 +32,8 @@ if (process.env.CI) {
       else others.push(path);
     }
     if (others.length > 0) process.stderr.write(`after: new in /tmp and not the tests' (left alone): ${others.join(' ')}\n`);
+    if (!record.buildCache && existsSync(LAB_BUILD_CACHE)) {
+      execFileSync('bash', [here('../../swarm/lab.sh'), 'clean'], { env: { ...process.env, LAB: '/tmp/.capstan-no-lab', CAPSTAN_BUILD_DIR: LAB_BUILD_CACHE }, stdio: 'inherit' });
+    }
   }
 }
