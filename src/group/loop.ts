@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { reconcileSeconds } from '../metrics.js';
 import { CapstanError } from '../errors.js';
-import type { Flavor, GroupStatus, HealthReport, Instance, InstanceProvider, Plugins, SpecVersion } from '../spi/index.js';
+import type { Flavor, GroupSpec, GroupStatus, HealthReport, Instance, InstanceProvider, Plugins, SpecVersion } from '../spi/index.js';
 import { configHash, groupTags, logicalIdOf, ownInstances, TAG } from './identity.js';
 import { chunks, mapLimit } from './limit.js';
 import { plan, type Action, type Observed, type Plan } from './planner.js';
@@ -32,12 +32,19 @@ interface Known {
   readonly at: number;
 }
 
-/** What a pass works with, swapped as one so a commit never lands halfway through a pass. */
-interface Config {
-  readonly version: SpecVersion;
-  readonly hash: string;
+/** A provider and flavor for machines in one location. */
+interface Owner {
   readonly provider: InstanceProvider;
   readonly flavor: Flavor;
+  readonly location: string;
+}
+
+/** What a pass works with, swapped as one so a commit never lands halfway through a pass. */
+interface Config extends Owner {
+  readonly version: SpecVersion;
+  readonly hash: string;
+  /** Where machines of earlier versions live, when elsewhere: found and replaced through their own provider. */
+  readonly former: readonly Owner[];
 }
 
 /**
@@ -63,6 +70,8 @@ export class GroupLoop {
   private blockedReason: string | undefined;
   /** Untagged instances of this group that this cluster takes as its own (see ownInstances); tagged by the next pass. */
   private adopt: Instance[] = [];
+  /** Which location's provider listed each instance (launches not yet listed are the current one's). */
+  private owners = new Map<string, Owner>();
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
   private cached: GroupStatus | undefined;
   private errors = 0;
@@ -102,19 +111,36 @@ export class GroupLoop {
     // Nothing is known of the new version until a pass has run on it.
     this.last = undefined;
     const hash = configHash(version.spec);
-    if (this.cfg?.hash === hash) {
-      this.cfg = { ...this.cfg, version };
-      return;
+    const same = this.cfg?.hash === hash;
+    const current = same ? this.cfg : this.owner(version.spec.instance, version.spec.flavor)!;
+    const former: Owner[] = [];
+    for (const f of version.state?.former ?? []) {
+      const known = [current, ...former].find((o) => o.location === this.locationOf(f.instance));
+      if (!known) {
+        const o = this.owner(f.instance, f.flavor);
+        if (o) former.push(o);
+      }
     }
-    const { plugins } = this.o;
-    const { instance, flavor } = version.spec;
-    const providerKind = plugins.providers.get(instance.provider)!;
-    const flavorKind = plugins.flavors.get(flavor.kind)!;
-    this.cfg = {
-      version,
-      hash,
+    this.cfg = { ...current, version, hash, former };
+  }
+
+  private locationOf(instance: GroupSpec['instance']): string {
+    const kind = this.o.plugins.providers.get(instance.provider);
+    return `${instance.provider}:${kind?.location?.(pluginProperties(kind, instance.properties)) ?? ''}`;
+  }
+
+  /** A provider and flavor for these sections; undefined (logged) when a kind is no longer known. */
+  private owner(instance: GroupSpec['instance'], flavor: GroupSpec['flavor']): Owner | undefined {
+    const providerKind = this.o.plugins.providers.get(instance.provider);
+    const flavorKind = this.o.plugins.flavors.get(flavor.kind);
+    if (!providerKind || !flavorKind) {
+      this.log.error({ event: 'group.unknownKind', provider: instance.provider, flavor: flavor.kind }, 'machines of an earlier version cannot be reached: unknown kind');
+      return undefined;
+    }
+    return {
       provider: providerKind.create(pluginProperties(providerKind, instance.properties)),
       flavor: flavorKind.create(pluginProperties(flavorKind, flavor.properties)),
+      location: this.locationOf(instance),
     };
   }
 
@@ -200,17 +226,32 @@ export class GroupLoop {
     }
   }
 
-  /** One describe, one batch of health checks; in-flight launches count as members until listed. No writes. */
+  /**
+   * One describe and one batch of health checks per location (the current one, and any where earlier versions'
+   * machines live); in-flight launches count as members until listed. No writes.
+   */
   async observe(cfg: Config = this.cfg): Promise<Observed[]> {
     const now = this.o.clock();
-    const { own: listed, adopt } = ownInstances(await cfg.provider.describe({ [TAG.group]: cfg.version.id }), this.o.clusterId);
-    this.adopt = adopt;
-    const ids = new Set(listed.map((i) => i.id));
+    const owners = [cfg, ...cfg.former];
+    const found = await Promise.all(owners.map(async (o) => ownInstances(await o.provider.describe({ [TAG.group]: cfg.version.id }), this.o.clusterId)));
+    this.adopt = found[0]!.adopt;
+    // An instance listed in two locations (two specs naming one engine) belongs to the first: the current one.
+    this.owners = new Map();
+    const listed: Instance[] = [];
+    found.forEach((f, n) => {
+      for (const i of f.own) {
+        if (this.owners.has(i.id)) continue;
+        this.owners.set(i.id, owners[n]!);
+        listed.push(i);
+      }
+    });
+    const ids = new Set(this.owners.keys());
     for (const [id, k] of this.launched) if (ids.has(id) || now - k.at > this.o.describeLagMs) this.launched.delete(id);
     for (const [id, at] of this.destroyed) if (!ids.has(id) || now - at > this.o.describeLagMs) this.destroyed.delete(id);
     const members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
     this.observed = members;
-    this.health = await cfg.flavor.health(members);
+    const reports = await Promise.all(owners.map((o) => o.flavor.health(members.filter((i) => (this.owners.get(i.id) ?? cfg) === o))));
+    this.health = new Map(reports.flatMap((r) => [...r]));
     track(this.healthySince, members, (i) => this.health.get(i.id)?.health === 'healthy', now);
     track(this.unhealthySince, members, (i) => this.health.get(i.id)?.health === 'unhealthy', now);
     return members.map((instance) => {
@@ -318,9 +359,20 @@ export class GroupLoop {
     this.provisions++;
   }
 
+  /** Drains and destroys, each instance through the provider and flavor of the location it lives in. */
   async destroy(cfg: Config, instances: readonly Instance[], reason: string): Promise<void> {
+    const byOwner = new Map<Owner, Instance[]>();
+    for (const i of instances) {
+      const o = this.owners.get(i.id) ?? cfg;
+      byOwner.set(o, [...(byOwner.get(o) ?? []), i]);
+    }
+    const results = await Promise.allSettled([...byOwner].map(([o, is]) => this.destroyAt(o, is, reason)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  private async destroyAt({ provider, flavor }: Owner, instances: readonly Instance[], reason: string): Promise<void> {
     if (!instances.length) return;
-    const { provider, flavor } = cfg;
     // Drain each first (bounded), then destroy in batches, then let the flavor clean up the cluster.
     const drained = await mapLimit(instances, this.o.concurrency, async (i) => {
       this.fence();

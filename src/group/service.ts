@@ -1,6 +1,6 @@
 import { CapstanError, InvalidError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { GroupController, GroupSpec, PlanPreview, SpecStore, SpecVersion, VersionState } from '../spi/index.js';
+import type { FormerMachines, GroupController, GroupSpec, PlanPreview, SpecStore, SpecVersion, VersionState } from '../spi/index.js';
 import { desiredSize } from './allocation.js';
 import { canonicalJson, configHash } from './identity.js';
 import { PerKeyQueue } from './queue.js';
@@ -61,8 +61,7 @@ export class GroupService {
         this.log.warn({ group: spec.id, err: String(error) }, 'could not preview a commit');
         return undefined;
       });
-      const sameMachines = sv !== undefined && configHash(sv.spec) === configHash(spec);
-      const version = await this.store(spec, sv, { ...(sameMachines ? carried(sv.state) : {}), note: 'commit' });
+      const version = await this.store(spec, sv, { ...next(sv, spec), note: 'commit' });
       return { version, ...(plan && { plan }) };
     });
   }
@@ -168,7 +167,8 @@ export class GroupService {
       const to = target === undefined ? history.filter((v) => v.version < latest.version && differs(v)).pop() : history.find((v) => v.version === target);
       if (!to) throw new CapstanError('notFound', `group ${id} has no ${target === undefined ? 'earlier version' : `version ${target}`}`, { id });
       if (to.version === latest.version) throw new InvalidError(`group ${id} is already at version ${latest.version}`, [{ path: '/version', message: 'is the latest version' }]);
-      const version = await this.store(this.d.validate(structuredClone(to.spec)), latest, { note: `rollback to v${to.version}` });
+      const spec = this.d.validate(structuredClone(to.spec));
+      const version = await this.store(spec, latest, { ...next(latest, spec), note: `rollback to v${to.version}` });
       return { version, from: to.version };
     });
   }
@@ -203,7 +203,7 @@ export class GroupService {
       return;
     }
     const spec = this.d.validate({ ...structuredClone(sv.spec), instance: good.spec.instance, flavor: good.spec.flavor });
-    const committed = await this.store(spec, sv, { note: `rollback: v${sv.version} failed (${reason}); machines of v${good.version}` });
+    const committed = await this.store(spec, sv, { ...next(sv, spec), note: `rollback: v${sv.version} failed (${reason}); machines of v${good.version}` });
     this.log.warn({ event: 'update.rolledBack', group: id, failed: sv.version, to: good.version, version: committed.version, reason }, `rolled back ${id}`);
   }
 
@@ -247,4 +247,21 @@ export class GroupService {
 function carried(state: VersionState | undefined): VersionState {
   const { note: _note, ...rest } = state ?? {};
   return rest;
+}
+
+/** Earlier machine sections remembered so moved machines are found; the oldest forgotten beyond this many. */
+const KEEP_FORMER = 5;
+
+/**
+ * The state a spec starts with after `sv`: the same machines carry a pause, a failure and removals on; new machines
+ * are a new update, and the machines of `sv` are remembered in case they live elsewhere.
+ */
+function next(sv: SpecVersion | undefined, spec: GroupSpec): VersionState {
+  if (!sv) return {};
+  if (configHash(sv.spec) === configHash(spec)) return carried(sv.state);
+  const mine = { instance: sv.spec.instance, flavor: sv.spec.flavor };
+  const key = (f: FormerMachines) => canonicalJson(f.instance);
+  const former = [...(sv.state?.former ?? []).filter((f) => key(f) !== key(mine)), mine].filter((f) => key(f) !== canonicalJson(spec.instance));
+  const removing = sv.state?.removing;
+  return { ...(removing?.length ? { removing } : {}), ...(former.length ? { former: former.slice(-KEEP_FORMER) } : {}) };
 }

@@ -50,6 +50,16 @@ export interface VersionState {
   readonly removing?: readonly string[];
   /** What made this version, for the history ("rollback to v4", "pause", "scaleDown: size 5 -> 4"). */
   readonly note?: string;
+  /**
+   * Machine sections of earlier versions (newest last): where they live elsewhere, their machines are found and
+   * replaced through a provider of their own, so moving a group never orphans a machine.
+   */
+  readonly former?: readonly FormerMachines[];
+}
+
+export interface FormerMachines {
+  readonly instance: GroupSpec['instance'];
+  readonly flavor: GroupSpec['flavor'];
 }
 
 /** One stored version of a group's spec. */

@@ -51,4 +51,9 @@ export interface ProviderKind {
   /** Checks beyond the schema; each message names its JSON path. */
   validate?(properties: unknown): string[];
   create(properties: unknown): InstanceProvider;
+  /**
+   * Where machines made with these properties live (an engine, a region and endpoint). A change of location moves
+   * the group's machines in a rolling update, the old ones destroyed through a provider of their own location.
+   */
+  location?(properties: unknown): string;
 }

@@ -175,14 +175,14 @@ export async function startFaultProxy(target: string, options: FaultOptions): Pr
   });
 }
 
-/** A VPC 10.0.0.0/16 with `count` subnets 10.0.N.0/24, one per availability zone; their ids. */
-export async function createSubnets(endpoint: string, count: number): Promise<string[]> {
-  const ec2 = new EC2Client({ region: 'us-east-1', endpoint });
+/** A VPC 10.0.0.0/16 with `count` subnets 10.0.N.0/24, one per availability zone of `region`; their ids. */
+export async function createSubnets(endpoint: string, count: number, region = 'us-east-1'): Promise<string[]> {
+  const ec2 = new EC2Client({ region, endpoint });
   const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {
     const subnet = await ec2.send(
-      new CreateSubnetCommand({ VpcId: vpc.Vpc!.VpcId!, CidrBlock: `10.0.${n + 1}.0/24`, AvailabilityZone: `us-east-1${'abcdef'[n]}` }),
+      new CreateSubnetCommand({ VpcId: vpc.Vpc!.VpcId!, CidrBlock: `10.0.${n + 1}.0/24`, AvailabilityZone: `${region}${'abcdef'[n]}` }),
     );
     ids.push(subnet.Subnet!.SubnetId!);
   }

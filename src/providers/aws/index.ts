@@ -56,5 +56,10 @@ export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderK
       }
       return new AwsInstanceProvider({ client, properties, logger, maxBatch, pageSize });
     },
+    // A region (and endpoint) is a separate world of instances; a change of either moves the machines.
+    location(raw: unknown) {
+      const properties = parseProperties(raw);
+      return `${properties.region} ${properties.endpoint ?? ''}`;
+    },
   };
 }

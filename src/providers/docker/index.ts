@@ -39,5 +39,7 @@ export function dockerProviderKind(options: DockerProviderKindOptions = {}): Pro
       }
       return new DockerInstanceProvider({ ...client, machine, logger, maxBatch: options.maxBatch ?? 50, concurrency: options.concurrency ?? 4 });
     },
+    // The engine that runs the machines; a change of engine moves them.
+    location: (properties: unknown) => machineConfig(properties).engine ?? 'local',
   };
 }
