@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { reconcileSeconds } from '../metrics.js';
 import { CapstanError } from '../errors.js';
-import type { Flavor, GroupSpec, GroupStatus, HealthReport, Instance, InstanceProvider, Plugins, SpecVersion } from '../spi/index.js';
-import { configHash, groupTags, logicalIdOf, ownInstances, TAG } from './identity.js';
+import type { GroupStatus, Instance, Plugins, SpecVersion } from '../spi/index.js';
+import { groupTags, logicalIdOf, TAG } from './identity.js';
+import { Members } from './members.js';
 import { chunks, mapLimit } from './limit.js';
 import { plan, type Action, type Observed, type Plan } from './planner.js';
 import { desiredSize } from './allocation.js';
-import { pluginProperties } from './spec.js';
+import { configOf, type Config, type Owner } from './owners.js';
 import { GroupMetrics } from './group-metrics.js';
 import { backoffMs } from './retry.js';
 
@@ -27,26 +28,6 @@ export interface LoopOptions {
   readonly onUpdateFailed?: (id: string, version: number, reason: string) => void;
 }
 
-interface Known {
-  readonly instance: Instance;
-  readonly at: number;
-}
-
-/** A provider and flavor for machines in one location. */
-interface Owner {
-  readonly provider: InstanceProvider;
-  readonly flavor: Flavor;
-  readonly location: string;
-}
-
-/** What a pass works with, swapped as one so a commit never lands halfway through a pass. */
-interface Config extends Owner {
-  readonly version: SpecVersion;
-  readonly hash: string;
-  /** Where machines of earlier versions live, when elsewhere: found and replaced through their own provider. */
-  readonly former: readonly Owner[];
-}
-
 /**
  * The reconciling loop of one group: observe -> plan -> act, one pass at a time. It lives for one leadership
  * term: stop() aborts it, and every provider or Swarm write first checks that it has not been stopped (fencing).
@@ -56,22 +37,11 @@ export class GroupLoop {
   /** An operator pause or a stored failure, as the version in force says. */
   private paused = false;
   private failure: string | undefined;
-  /** Launched, not yet listed (describe lag); destroyed, maybe still listed. */
-  private readonly launched = new Map<string, Known>();
-  private readonly destroyed = new Map<string, number>();
-  private readonly healthySince = new Map<string, number>();
-  private readonly unhealthySince = new Map<string, number>();
-  private health = new Map<string, HealthReport>();
-  private observed: Instance[] = [];
   private last: Plan | undefined;
   private lastError: GroupStatus['lastError'];
   private lastPassAt: string | undefined;
   private progressKey = '';
   private blockedReason: string | undefined;
-  /** Untagged instances of this group that this cluster takes as its own (see ownInstances); tagged by the next pass. */
-  private adopt: Instance[] = [];
-  /** Which location's provider listed each instance (launches not yet listed are the current one's). */
-  private owners = new Map<string, Owner>();
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
   private cached: GroupStatus | undefined;
   private errors = 0;
@@ -83,6 +53,7 @@ export class GroupLoop {
   private queue: Promise<unknown>;
   private readonly log: Logger;
   private readonly metrics: GroupMetrics;
+  private readonly members: Members;
 
   /** `after`: the previous term's loop of this group settling, so two loops never act on one group at once. */
   constructor(
@@ -92,6 +63,7 @@ export class GroupLoop {
   ) {
     this.log = o.logger.child({ group: version.id });
     this.metrics = new GroupMetrics(version.id);
+    this.members = new Members(o);
     this.queue = after.catch(() => {});
     this.configure(version);
   }
@@ -110,38 +82,7 @@ export class GroupLoop {
     this.cached = undefined;
     // Nothing is known of the new version until a pass has run on it.
     this.last = undefined;
-    const hash = configHash(version.spec);
-    const same = this.cfg?.hash === hash;
-    const current = same ? this.cfg : this.owner(version.spec.instance, version.spec.flavor)!;
-    const former: Owner[] = [];
-    for (const f of version.state?.former ?? []) {
-      const known = [current, ...former].find((o) => o.location === this.locationOf(f.instance));
-      if (!known) {
-        const o = this.owner(f.instance, f.flavor);
-        if (o) former.push(o);
-      }
-    }
-    this.cfg = { ...current, version, hash, former };
-  }
-
-  private locationOf(instance: GroupSpec['instance']): string {
-    const kind = this.o.plugins.providers.get(instance.provider);
-    return `${instance.provider}:${kind?.location?.(pluginProperties(kind, instance.properties)) ?? ''}`;
-  }
-
-  /** A provider and flavor for these sections; undefined (logged) when a kind is no longer known. */
-  private owner(instance: GroupSpec['instance'], flavor: GroupSpec['flavor']): Owner | undefined {
-    const providerKind = this.o.plugins.providers.get(instance.provider);
-    const flavorKind = this.o.plugins.flavors.get(flavor.kind);
-    if (!providerKind || !flavorKind) {
-      this.log.error({ event: 'group.unknownKind', provider: instance.provider, flavor: flavor.kind }, 'machines of an earlier version cannot be reached: unknown kind');
-      return undefined;
-    }
-    return {
-      provider: providerKind.create(pluginProperties(providerKind, instance.properties)),
-      flavor: flavorKind.create(pluginProperties(flavorKind, flavor.properties)),
-      location: this.locationOf(instance),
-    };
+    this.cfg = configOf(this.o.plugins, this.log, version, this.cfg);
   }
 
   /** Serializes passes and API-driven operations on this group. */
@@ -197,7 +138,7 @@ export class GroupLoop {
     try {
       const observed = await this.observe(cfg);
       this.fence();
-      await cfg.flavor.tidy?.(cfg.version.id, this.observed);
+      await cfg.flavor.tidy?.(cfg.version.id, this.members.list);
       await this.tagAdopted(cfg);
       const p = plan({
         spec: cfg.version.spec,
@@ -226,53 +167,16 @@ export class GroupLoop {
     }
   }
 
-  /**
-   * One describe and one batch of health checks per location (the current one, and any where earlier versions'
-   * machines live); in-flight launches count as members until listed. No writes.
-   */
-  async observe(cfg: Config = this.cfg): Promise<Observed[]> {
-    const now = this.o.clock();
-    const owners = [cfg, ...cfg.former];
-    const found = await Promise.all(owners.map(async (o) => ownInstances(await o.provider.describe({ [TAG.group]: cfg.version.id }), this.o.clusterId)));
-    this.adopt = found[0]!.adopt;
-    // An instance listed in two locations (two specs naming one engine) belongs to the first: the current one.
-    this.owners = new Map();
-    const listed: Instance[] = [];
-    found.forEach((f, n) => {
-      for (const i of f.own) {
-        if (this.owners.has(i.id)) continue;
-        this.owners.set(i.id, owners[n]!);
-        listed.push(i);
-      }
-    });
-    const ids = new Set(this.owners.keys());
-    for (const [id, k] of this.launched) if (ids.has(id) || now - k.at > this.o.describeLagMs) this.launched.delete(id);
-    for (const [id, at] of this.destroyed) if (!ids.has(id) || now - at > this.o.describeLagMs) this.destroyed.delete(id);
-    const members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
-    this.observed = members;
-    const reports = await Promise.all(owners.map((o) => o.flavor.health(members.filter((i) => (this.owners.get(i.id) ?? cfg) === o))));
-    this.health = new Map(reports.flatMap((r) => [...r]));
-    track(this.healthySince, members, (i) => this.health.get(i.id)?.health === 'healthy', now);
-    track(this.unhealthySince, members, (i) => this.health.get(i.id)?.health === 'unhealthy', now);
-    return members.map((instance) => {
-      const h = this.health.get(instance.id);
-      const since = this.healthySince.get(instance.id);
-      const bad = this.unhealthySince.get(instance.id);
-      return {
-        instance,
-        health: h?.health ?? 'unknown',
-        ...(since === undefined ? {} : { healthySince: since }),
-        ...(bad === undefined ? {} : { unhealthySince: bad }),
-        ...(h?.link === undefined ? {} : { joined: true }),
-      };
-    });
+  /** What the group's members look like now; reads only. */
+  observe(cfg: Config = this.cfg): Promise<Observed[]> {
+    return this.members.observe(cfg);
   }
 
   /** Puts this cluster's tag on adopted instances, where the provider can; a failure is retried next pass. */
   private async tagAdopted(cfg: Config): Promise<void> {
     const { clusterId } = this.o;
-    if (!this.adopt.length || clusterId === undefined || !cfg.provider.tag) return;
-    const ids = this.adopt.map((i) => i.id);
+    if (!this.members.adopt.length || clusterId === undefined || !cfg.provider.tag) return;
+    const ids = this.members.adopt.map((i) => i.id);
     await cfg.provider.tag(ids, { [TAG.cluster]: clusterId });
     this.log.info({ event: 'instance.adopted', ids, cluster: clusterId }, `adopted ${ids.length} instance(s) made before the cluster tag`);
   }
@@ -297,7 +201,7 @@ export class GroupLoop {
 
   private self(observed: readonly Observed[]): { selfInstanceId?: string } {
     const link = this.o.selfLink;
-    const mine = link ? observed.find((o) => this.health.get(o.instance.id)?.link === link) : undefined;
+    const mine = link ? observed.find((o) => this.members.health.get(o.instance.id)?.link === link) : undefined;
     return mine ? { selfInstanceId: mine.instance.id } : {};
   }
 
@@ -314,7 +218,7 @@ export class GroupLoop {
     const results = await Promise.all(
       actions.map(async (a) => {
         try {
-          if (a.kind === 'destroy') await this.destroy(cfg, this.observed.filter((i) => a.ids.includes(i.id)), a.reason);
+          if (a.kind === 'destroy') await this.destroy(cfg, this.members.list.filter((i) => a.ids.includes(i.id)), a.reason);
           else await this.provision(cfg, a.count, a.logicalIds);
           return true;
         } catch (err) {
@@ -342,15 +246,14 @@ export class GroupLoop {
     const batches = logicalIds ? specs.map((s) => [s]) : chunks(specs, provider.maxBatch);
     // The intent names this decision: a retry of it (same term, version, members seen, count so far) is
     // recognised by the provider; any later decision has another key, so no name or client token is reused.
-    const seen = this.observed.map((i) => i.id).sort().join(',');
+    const seen = this.members.list.map((i) => i.id).sort().join(',');
     const decision = `${spec.id}|${hash}|${this.term}|${cfg.version.version}|${this.provisions}|${seen}`;
     const results = await mapLimit(batches, this.o.concurrency, async (batch) => {
       const key = batch.map((s) => s.logicalId ?? '').join(',');
       const intent = createHash('sha256').update(`${decision}|${batches.indexOf(batch)}|${key}`).digest('hex').slice(0, 32);
       this.fence();
       const made = await provider.provision(batch, intent);
-      const at = this.o.clock();
-      for (const instance of made) this.launched.set(instance.id, { instance, at });
+      this.members.launchedNow(made);
       this.log.info({ event: 'instance.provisioned', count: made.length, ids: made.map((i) => i.id), logicalIds: batch.map((s) => s.logicalId).filter(Boolean), config: hash }, `provisioned ${made.length}`);
       return made.length;
     });
@@ -363,7 +266,7 @@ export class GroupLoop {
   async destroy(cfg: Config, instances: readonly Instance[], reason: string): Promise<void> {
     const byOwner = new Map<Owner, Instance[]>();
     for (const i of instances) {
-      const o = this.owners.get(i.id) ?? cfg;
+      const o = this.members.ownerOf(i.id, cfg);
       byOwner.set(o, [...(byOwner.get(o) ?? []), i]);
     }
     const results = await Promise.allSettled([...byOwner].map(([o, is]) => this.destroyAt(o, is, reason)));
@@ -383,11 +286,7 @@ export class GroupLoop {
     for (const batch of chunks(ready, provider.maxBatch)) {
       this.fence();
       await provider.destroy(batch.map((i) => i.id));
-      const at = this.o.clock();
-      for (const i of batch) {
-        this.destroyed.set(i.id, at);
-        this.launched.delete(i.id);
-      }
+      this.members.destroyedNow(batch);
       this.log.info({ event: 'instance.destroyed', reason, ids: batch.map((i) => i.id) }, `destroyed ${batch.length} (${reason})`);
       await mapLimit(batch, this.o.concurrency, async (i) => {
         this.fence();
@@ -424,8 +323,8 @@ export class GroupLoop {
       version: this.version.version,
       size: desiredSize(spec),
       configHash: this.cfg.hash,
-      instances: this.observed.map((i) => {
-        const h = this.health.get(i.id);
+      instances: this.members.list.map((i) => {
+        const h = this.members.health.get(i.id);
         const logicalId = logicalIdOf(i);
         return { id: i.id, state: i.state, config: i.tags[TAG.config] ?? '', health: h?.health ?? 'unknown', ...(logicalId ? { logicalId } : {}), ...(h?.link ? { link: h.link } : {}) };
       }),
@@ -436,14 +335,4 @@ export class GroupLoop {
       ...(this.lastPassAt ? { lastPassAt: this.lastPassAt } : {}),
     };
   }
-}
-
-/** Since when each member has met `test` without a break, as this replica saw it. */
-function track(since: Map<string, number>, members: readonly Instance[], test: (i: Instance) => boolean, now: number): void {
-  const live = new Set(members.map((i) => i.id));
-  for (const i of members) {
-    if (!test(i)) since.delete(i.id);
-    else if (!since.has(i.id)) since.set(i.id, now);
-  }
-  for (const id of since.keys()) if (!live.has(id)) since.delete(id);
 }
