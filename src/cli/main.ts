@@ -110,19 +110,62 @@ interface Watch {
   readonly timeoutMs: number;
 }
 
+/** The parts of a group.describe answer that --watch reads. */
+export interface DescribeView {
+  readonly version: number;
+  readonly size: number;
+  readonly converged: boolean;
+  readonly configHash?: string;
+  readonly instances: readonly { readonly config: string; readonly health: string }[];
+  readonly update: { readonly state: string; readonly total: number; readonly done: number; readonly failed: number; readonly reason?: string };
+}
+
+/**
+ * What --watch shows of a group: the members serving (healthy, whatever their config) of the size; an update apart,
+ * as members on the new config and healthy (replaced) of the size, with those on it and not yet healthy in flight;
+ * a scale-down as removal. `fraction` drives the progress bar; `startCount` is the instance count the watch began with.
+ */
+export function progressOf(id: string, version: number, d: DescribeView, startCount: number): { line: string; fraction: number } {
+  const { size, instances } = d;
+  const serving = instances.filter((i) => i.health === 'healthy').length;
+  const onNew = instances.filter((i) => i.config === d.configHash);
+  const replaced = Math.min(onNew.filter((i) => i.health === 'healthy').length, size);
+  const inFlight = onNew.length - onNew.filter((i) => i.health === 'healthy').length;
+  const old = instances.length - onNew.length;
+  const updating = old > 0 || ['rolling', 'paused', 'failed'].includes(d.update.state);
+  let line = `${id} v${version}: `;
+  let fraction: number;
+  if (!updating && instances.length > size) {
+    line += `${serving} serving, removing ${words(instances.length - size, 'instance')} (size ${size})`;
+    fraction = startCount > size ? (startCount - instances.length) / (startCount - size) : 0;
+  } else {
+    line += `${serving}/${size} serving`;
+    const starting = instances.length - serving;
+    if (!updating && starting > 0) line += `, ${starting} starting`;
+    if (!updating && instances.length < size) line += `, ${size - instances.length} to create`;
+    fraction = size === 0 ? (instances.length === 0 ? 1 : 0) : serving / size;
+  }
+  if (updating) {
+    const stopped = d.update.state === 'paused' || d.update.state === 'failed' ? ` ${d.update.state}${d.update.reason ? ` (${d.update.reason})` : ''}` : '';
+    line += `; update${stopped}: ${replaced}/${size} replaced${inFlight ? `, ${inFlight} in flight` : ''}${old ? `, ${old} old` : ''}`;
+    fraction = size === 0 ? 0 : replaced / size;
+  }
+  if (d.version < version) line += ` (controller still on v${d.version})`;
+  return { line, fraction: Math.max(0, Math.min(fraction, d.version < version ? 0 : 1)) };
+}
+
 /** Polls group.describe until the group runs `version` and converged; progress on stderr. */
 async function watch(api: Client, io: CliIo, id: string, version: number, w: Watch): Promise<void> {
   const tty = io.stderr.isTTY === true;
   const deadline = Date.now() + w.timeoutMs;
   let last = '';
+  let startCount: number | undefined;
   for (;;) {
     const d = await api.call('group.describe', { id });
     const current = d.version >= version;
-    const ready = current ? d.instances.filter((i: { config: string; health: string }) => i.config === d.configHash && i.health === 'healthy').length : 0;
-    const update = d.update.state === 'idle' || d.update.total === 0 ? '' : `, update ${d.update.state} ${d.update.done}/${d.update.total}${d.update.failed ? ` (${d.update.failed} failed)` : ''}`;
-    const line = `${id} v${version}: ${ready}/${d.size} ready, ${words(d.instances.length, 'instance')}${update}${current ? '' : ` (controller on v${d.version})`}`;
+    startCount ??= d.instances.length;
+    const { line, fraction } = progressOf(id, version, d, startCount!);
     if (tty) {
-      const fraction = d.size === 0 ? (current && d.instances.length === 0 ? 1 : 0) : Math.min(ready / d.size, 1);
       const width = 24;
       const filled = Math.round(fraction * width);
       io.stderr.write(`\r\x1b[2K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.round(fraction * 100)).padStart(3)}% ${line}`);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { run, type CliIo } from '../../src/cli/main.js';
+import { progressOf, run, type CliIo, type DescribeView } from '../../src/cli/main.js';
 import type { GroupStatus, SpecVersion } from '../../src/spi/index.js';
 import { spec, startServer, token, type Harness } from '../rpc/harness.js';
 import { convergedStatus } from '../support/recording-controller.js';
@@ -143,7 +143,11 @@ t.test('--watch follows the group until it converges: plain lines when not a TTY
   t.equal(res.code, 0, res.err);
   t.match(res.json, { id: 'workers', version: 1, stored: true });
   const lines = res.err.trim().split('\n');
-  t.same(lines, ['workers v1: 0/3 ready, 3 instances, update rolling 0/3', 'workers v1: 1/3 ready, 3 instances, update rolling 1/3', 'workers v1: 3/3 ready, 3 instances, update done 3/3'], 'one line per change');
+  t.same(
+    lines,
+    ['workers v1: 2/3 serving; update: 0/3 replaced, 3 old', 'workers v1: 2/3 serving; update: 1/3 replaced, 2 old', 'workers v1: 3/3 serving'],
+    'one line per change: the members serving whatever their config, the update apart',
+  );
   t.notMatch(res.err, /\r|\x1b/);
 });
 
@@ -160,4 +164,33 @@ t.test('--watch draws a progress bar on a TTY, and fails when the update does', 
 
   const timeout = await cli(['group', 'scale-up', 'workers', '--watch', '--interval', '0.02', '--timeout', '0.05']);
   t.match(timeout, { code: 1, err: /did not converge on version 3 within 0.05s/ });
+});
+
+t.test('--watch shows the group as a whole, an update apart, a scale-down as removal', async (t) => {
+  const member = (config: string, health = 'healthy') => ({ config, health });
+  const view = (size: number, instances: DescribeView['instances'], update: Partial<DescribeView['update']> = {}): DescribeView => ({
+    version: 2,
+    size,
+    converged: false,
+    configHash: 'new',
+    instances,
+    update: { state: 'idle', total: 0, done: 0, failed: 0, ...update },
+  });
+  const show = (d: DescribeView, start = d.instances.length) => progressOf('workers', 2, d, start);
+
+  const oldServing = view(4, [member('old'), member('old'), member('old'), member('old')], { state: 'rolling', total: 4 });
+  t.same(show(oldServing), { line: 'workers v2: 4/4 serving; update: 0/4 replaced, 4 old', fraction: 0 }, 'old members serve: they count');
+  const surge = view(4, [member('new'), member('new', 'unknown'), member('old'), member('old'), member('old')], { state: 'rolling', total: 4 });
+  t.same(show(surge), { line: 'workers v2: 4/4 serving; update: 1/4 replaced, 1 in flight, 3 old', fraction: 0.25 }, 'a surge is no scale-down');
+  const failed = view(2, [member('new', 'unhealthy'), member('old')], { state: 'failed', reason: 'i-9 missed its health deadline' });
+  t.match(show(failed).line, /^workers v2: 1\/2 serving; update failed \(i-9 missed its health deadline\): 0\/2 replaced, 1 in flight, 1 old$/);
+
+  const six = Array.from({ length: 6 }, () => member('new'));
+  t.same(show(view(2, six)), { line: 'workers v2: 6 serving, removing 4 instances (size 2)', fraction: 0 }, 'a scale-down, not 6/2');
+  t.same(show(view(2, six.slice(0, 3)), 6), { line: 'workers v2: 3 serving, removing 1 instance (size 2)', fraction: 0.75 });
+  t.same(show(view(2, six.slice(0, 2)), 6), { line: 'workers v2: 2/2 serving', fraction: 1 });
+
+  t.same(show(view(3, [member('new'), member('new', 'unknown')])), { line: 'workers v2: 1/3 serving, 1 starting, 1 to create', fraction: 1 / 3 });
+  t.same(show(view(0, [])), { line: 'workers v2: 0/0 serving', fraction: 1 });
+  t.match(show({ ...view(3, six.slice(0, 3)), version: 1 }), { line: /\(controller still on v1\)$/, fraction: 0 });
 });
