@@ -120,6 +120,7 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
     // An existing daemon.json: the script merges its labels in rather than overwrite it.
     before: `printf '{\\n  "debug": false\\n}\\n' >/etc/docker/daemon.json`,
     labels: { 'capstan-test': '{{GROUP_ID}}' },
+    nodeLabels: { pool: 'batch', 'capstan-test-node': group },
     after: 'echo "joined {{GROUP_ID}} as {{ROLE}}"; tr -d " \\n" </etc/docker/daemon.json; echo',
   });
   const tags = { 'capstan.group': group, 'capstan.config': 'c1' };
@@ -139,6 +140,14 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
     t.equal(node.Description?.Engine?.Labels?.['capstan.instance'], instances[n]!.tags[LINK_TAG], 'the node links to its instance');
     t.equal(node.Description?.Engine?.Labels?.['capstan-test'], group, 'templated extra label');
   }
+  // Each pass puts nodeLabels on the nodes of the group's machines, once, keeping the labels others put there.
+  await docker.getNode(nodeIds[0]!).update({ version: ((await docker.getNode(nodeIds[0]!).inspect()) as SwarmNode).Version.Index, Role: 'worker', Availability: 'active', Labels: { 'set-by': 'operator' } });
+  await flavor.tidy!(group, instances);
+  const labelled = await Promise.all(nodeIds.map(async (id) => ((await docker.getNode(id).inspect()) as SwarmNode)));
+  t.same(labelled[0]!.Spec.Labels, { 'set-by': 'operator', pool: 'batch', 'capstan-test-node': group }, 'node labels added to those already there');
+  t.same(labelled[1]!.Spec.Labels, { pool: 'batch', 'capstan-test-node': group });
+  await flavor.tidy!(group, instances);
+  t.same(((await docker.getNode(nodeIds[1]!).inspect()) as SwarmNode).Version.Index, labelled[1]!.Version.Index, 'a node that has them is not updated again');
   const logs = await until('the init script to finish', async () => {
     const text = (await docker.getContainer(instances[0]!.id).logs({ stdout: true, stderr: true })).toString('utf8');
     return text.includes('init exited') ? text : undefined;
