@@ -286,14 +286,19 @@ cmd_up() {
 }
 
 cmd_how() {
-  local a; a=$(addr n1)
+  local a cli; a=$(addr n1)
+  cli="node $TOP/dist/src/cli/main.js"
+  if grep -qs 'capstan launcher written by' "$(command -v capstan 2>/dev/null || echo /nonexistent)"; then cli=capstan; fi
   cat <<EOF
 
-Capstan answers on every manager ($(for n in $(managers); do printf '%s ' "$(addr "$n"):8640"; done)) straight from this host:
-  curl -s -H "Authorization: Bearer \$(cat $LAB/token)" -d '{"jsonrpc":"2.0","id":1,"method":"manager.status"}' http://$a:8640/rpc
-  $0 rpc group.list '{}'
-  CAPSTAN_URL=http://$a:8640 CAPSTAN_TOKEN_FILE=$LAB/token node $TOP/dist/src/cli/main.js group commit $HERE/examples/workers.json
-Docker CLI on a node:   eval "\$($0 env n1)"; docker node ls        (machines: eval "\$($0 env infra)"; docker ps)
+Capstan answers on every manager ($(for n in $(managers); do printf '%s ' "$(addr "$n"):8640"; done)) straight from this host.
+This line sets CAPSTAN_URL, CAPSTAN_TOKEN_FILE, DOCKER_HOST (manager n1) and T (the token), which the README's
+curl session, the capstan CLI and the Docker CLI use:
+  eval "\$($0 env n1)"; T=\$(cat "\$CAPSTAN_TOKEN_FILE")
+  curl -s "\$CAPSTAN_URL/rpc" -H "Authorization: Bearer \$T" -d '{"jsonrpc":"2.0","id":1,"method":"manager.status"}'
+  $cli group list
+  docker node ls                  (the machines: eval "\$($0 env infra)"; docker ps)
+Or without the line: $0 rpc group.list '{}'. Tear down: $0 down
 EOF
 }
 
