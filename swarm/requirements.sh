@@ -15,7 +15,8 @@
 set -euo pipefail
 
 # COMMAND (or host file the scripts copy) and where it comes from: a Debian package, or `node` (Node.js and npm,
-# the machine's own runtime) or `moto` (moto_server, with the machine's Python). Keep it sorted by source.
+# the machine's own runtime), `moto` (moto_server, with the machine's Python) or `project` (this repository's own:
+# the capstan launcher swarm/up.sh writes). Keep it sorted by source.
 LIST='
 apt-get                 apt
 bash                    bash
@@ -66,6 +67,7 @@ dockerd                 docker.io
 dpkg-query              dpkg
 find                    findutils
 xargs                   findutils
+git                     git
 grep                    grep
 hostname                hostname
 ip                      iproute2
@@ -82,6 +84,7 @@ node                    node
 npm                     node
 pgrep                   procps
 ps                      procps
+capstan                 project
 python3                 python3-minimal
 runc                    runc
 sed                     sed
@@ -96,7 +99,7 @@ unshare                 util-linux
 HERE=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[requirements %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
-packages() { awk 'NF == 2 && $2 != "node" && $2 != "moto" {print $2}' <<<"$LIST" | sort -u; }
+packages() { awk 'NF == 2 && $2 != "node" && $2 != "moto" && $2 != "project" {print $2}' <<<"$LIST" | sort -u; }
 
 # Debian packages of the list that dpkg does not have installed.
 missing() {

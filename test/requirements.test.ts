@@ -419,7 +419,7 @@ t.test('every external command the scripts and tests call is on a fresh machine 
   if (fresh === undefined) {
     t.comment('../shared/fresh-machine/apt-packages.txt not found: not checking what a fresh machine has');
   } else {
-    const machine = new Set(['node', 'moto']); // Node.js with npm, and moto_server with the machine's Python
+    const machine = new Set(['node', 'moto', 'project']); // Node.js with npm, moto_server with the machine's Python, ours
     const bad = table.filter((r) => !machine.has(r.source) && !/^[a-z0-9][a-z0-9.+-]+$/.test(r.source));
     t.same(bad, [], 'each source is a Debian package name or part of the machine');
     const extra = [...new Set(table.filter((r) => !machine.has(r.source) && !fresh.has(r.source)).map((r) => r.source))].sort();
@@ -444,7 +444,7 @@ t.test("the table's packages are the ones that ship the commands here (where dpk
   const checked: string[] = [];
   const wrong: string[] = [];
   for (const r of declared()) {
-    if (r.source === 'node' || r.source === 'moto') continue;
+    if (['node', 'moto', 'project'].includes(r.source)) continue;
     const candidates = r.command.startsWith('/') ? [r.command] : dirs.map((d) => join(d, r.command));
     const found = candidates.filter((p) => existsSync(p));
     if (found.length === 0) continue; // not installed here (yet)
