@@ -20,9 +20,9 @@
 #    The legacy builder is used (the CLI has no buildx here; dockerd is 20.10).
 #    CAPSTAN_BUILD_ON=target|private skips the probe.
 # 3. Idempotent: the image carries a label with a hash of everything it is built from; an engine whose capstan:dev
-#    has the same hash is left alone, so a run where nothing changed takes about a second. The last build is kept
-#    as $CAPSTAN_BUILD_DIR/capstan-image/capstan-HASH.tar: engines that lack it (a new lab) load it, in parallel,
-#    with no build at all.
+#    has the same hash is left alone, so a run where nothing changed takes about a second. The last three builds are
+#    kept as $CAPSTAN_BUILD_DIR/capstan-image/capstan-HASH.tar: engines that lack one (a new lab) load it, in
+#    parallel, with no build at all.
 set -euo pipefail
 : "${DOCKER_HOST:?set DOCKER_HOST to the engine to build on}"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -187,11 +187,11 @@ priv_stop() {
   ip link del "$PRIV_BRIDGE" 2>/dev/null || true
 }
 
-save_cache() { # engine hash: keep the image as capstan-HASH.tar (the only one kept)
+save_cache() { # engine hash: keep the image as capstan-HASH.tar, with the two before it (checkouts, branches)
   local t0=$SECONDS
   docker -H "$1" save -o "$WORK/capstan-$2.tar.tmp" "$IMAGE"
-  find "$WORK" -maxdepth 1 -name 'capstan-*.tar' -delete
   mv "$WORK/capstan-$2.tar.tmp" "$WORK/capstan-$2.tar"
+  ls -t "$WORK"/capstan-*.tar | tail -n +4 | xargs -r rm -f
   log "saved $IMAGE to $WORK/capstan-$2.tar in $((SECONDS - t0)) s"
 }
 load_all() { # tar engine...: loads in parallel
