@@ -65,11 +65,13 @@ EOF
 put_on_path
 
 # lab.sh prints how to reach the API when it is used on its own; here that comes once, at the end.
+lab_phases=""
 if [[ -f $LAB/lab.env ]]; then
   log "lab already up at $LAB: redeploying if anything changed"
   LAB_HOW=0 "$HERE/lab.sh" deploy
 else
   LAB_HOW=0 "$HERE/lab.sh" up
+  lab_phases=$(printf '%s, ' $(cat "$LAB/phases" 2>/dev/null))
 fi
 phase lab
 eval "$("$HERE/lab.sh" env n1)"
@@ -88,6 +90,5 @@ phase workers
 docker node ls
 # the lab's own breakdown (network, Swarm, images, deploy, API), when this run brought it up
 summary=$(printf '%s, ' "${phases[@]}")
-lab_phases=$(printf '%s, ' $(cat "$LAB/phases" 2>/dev/null))
 log "done in $((SECONDS - t0)) s: $WORKERS workers Ready; ${summary%, }${lab_phases:+ (lab: ${lab_phases%, })}"
 "$HERE/lab.sh" how
