@@ -247,7 +247,7 @@ export class GroupLoop {
     // The intent names this decision: a retry of it (same term, version, members seen, count so far) is
     // recognised by the provider; any later decision has another key, so no name or client token is reused.
     const seen = this.members.list.map((i) => i.id).sort().join(',');
-    const decision = `${spec.id}|${hash}|${this.term}|${cfg.version.version}|${this.provisions}|${seen}`;
+    const decision = `${this.o.clusterId ?? ''}|${spec.id}|${hash}|${this.term}|${cfg.version.version}|${this.provisions}|${seen}`;
     const results = await mapLimit(batches, this.o.concurrency, async (batch) => {
       const key = batch.map((s) => s.logicalId ?? '').join(',');
       const intent = createHash('sha256').update(`${decision}|${batches.indexOf(batch)}|${key}`).digest('hex').slice(0, 32);
