@@ -2,10 +2,11 @@
 # Builds Capstan's images offline (no registry) on the engine in DOCKER_HOST: each is a root filesystem assembled
 # from this host's files and loaded with `docker import`. Idempotent: an image whose comment already records the
 # same content hash (of its input files, facts and this script) is kept; while no input file's size, mtime or inode
-# changed, the hash itself is reused from $WORK, so a run where nothing changed takes a fraction of a second.
+# changed, the hash itself is reused from $WORK, so a run where nothing changed takes a fraction of a second. Each
+# image built is kept as $WORK/NAME-HASH.tar, which another engine (a new lab's) loads instead of building.
 #   build-images.sh [NAME ...]     NAME in: busybox machine (default: all, in that order)
 # To add an image NAME: write NAME_ref (prints REPO:TAG), NAME_inputs (prints the files that define it, one a line),
-# NAME_rootfs DIR (assembles it), optionally NAME_facts (prints other lines that define it, e.g. the id of an image
+# NAME_rootfs DIR (assembles it), optionally NAME_facts (prints other lines that define it, e.g. the hash of an image
 # it embeds) and NAME_changes (prints `docker import --change` values); add NAME to IMAGES after what it embeds.
 set -euo pipefail
 : "${DOCKER_HOST:?set DOCKER_HOST to the engine to build on}"
@@ -32,8 +33,9 @@ busybox_changes() { echo 'CMD ["/bin/sh"]'; }
 # --- machine: docker-in-docker machine for the `docker` instance provider (see swarm/machine/entrypoint.sh).
 machine_ref() { echo capstan/machine:dev; }
 machine_inputs() { "$HERE/machine/rootfs.sh" inputs; }
-# it embeds the busybox image: a new busybox image means a new machine image
-machine_facts() { echo "busybox $(docker image inspect -f '{{.Id}}' "$(busybox_ref)")"; }
+# it embeds the busybox image: a new busybox image means a new machine image. Its content hash, not its image id:
+# every engine's import of the same busybox gets another id, and the machine image's hash must not change with it.
+machine_facts() { echo "busybox $(content_hash busybox)"; }
 machine_rootfs() {
   docker save -o "$WORK/busybox.image.tar" "$(busybox_ref)"
   "$HERE/machine/rootfs.sh" "$1" "$WORK/busybox.image.tar"
@@ -82,6 +84,13 @@ build() {
     return
   fi
   local t0=$SECONDS
+  # built before (for another engine: a new lab's): load that instead of assembling it again
+  if [[ -f $WORK/$name-$hash.tar ]]; then
+    docker load -q -i "$WORK/$name-$hash.tar" >/dev/null
+    [[ -z $old ]] || docker rmi "$old" >/dev/null 2>&1 || true
+    log "loaded $ref ($hash) from $WORK/$name-$hash.tar in $((SECONDS - t0)) s"
+    return
+  fi
   dir=$WORK/$name.rootfs
   rm -rf "$dir"; mkdir -p "$dir"
   "${name}_rootfs" "$dir"
@@ -90,6 +99,9 @@ build() {
   fi
   tar -C "$dir" --numeric-owner -cf - . | docker import "${changes[@]}" -m "capstan-content-hash=$hash" - "$ref" >/dev/null
   rm -rf "$dir"
+  # kept for the next engine; one per image
+  rm -f "$WORK/$name"-*.tar
+  docker save -o "$WORK/$name-$hash.tar.tmp" "$ref" && mv "$WORK/$name-$hash.tar.tmp" "$WORK/$name-$hash.tar"
   # the replaced image, unless a container still uses it
   [[ -z $old ]] || docker rmi "$old" >/dev/null 2>&1 || true
   log "built $ref ($hash) in $((SECONDS - t0)) s"
