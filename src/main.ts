@@ -4,6 +4,7 @@ import { Autoscaler } from './autoscale/index.js';
 import { Controller } from './group/controller.js';
 import { GroupService } from './group/service.js';
 import { retry } from './group/retry.js';
+import { Terms } from './group/term.js';
 import { validateSpec } from './group/spec.js';
 import { createLogger } from './log.js';
 import { vanillaFlavorKind } from './flavors/vanilla.js';
@@ -77,34 +78,8 @@ export async function serve(): Promise<void> {
   });
   const groups = groupMethods({ service, store, controller, validate, autoscaler });
 
-  // Until the specs are loaded after gaining leadership, this replica is not ready and says why.
-  let loading: string | undefined;
   leadership.onNodeEvent(() => controller.healthChanged());
-  leadership.onChange((leading) => {
-    if (!leading) {
-      loading = undefined;
-      autoscaler.stop();
-      void controller.stop();
-      logger.warn({ event: 'leadership.lost' }, 'not the leader: standing by');
-      return;
-    }
-    logger.info({ event: 'leadership.gained' }, 'leading: loading every group spec');
-    loading = 'loading group specs';
-    // Swarm reads are slow right after an election: retry with backoff until loaded or no longer leading.
-    void retry(
-      () => store.list(),
-      () => leadership.leading,
-      (attempt, err) => {
-        loading = `loading group specs failed ${attempt} time(s): ${String(err)}`;
-        logger.warn({ event: 'store.error', attempt, err: String(err) }, 'could not load specs; retrying');
-      },
-    ).then((versions) => {
-      if (!versions || !leadership.leading) return;
-      loading = undefined;
-      versions.forEach((v) => controller.apply(v));
-      autoscaler.start();
-    });
-  });
+  const terms = new Terms({ leadership, store, controller, followers: [autoscaler], logger });
 
   const listen = parseListen();
   const server = createRpcServer({
@@ -113,11 +88,11 @@ export async function serve(): Promise<void> {
     validate,
     groups,
     storeProblems: () => store.problems(),
-    loading: () => loading,
+    loading: () => terms.loading(),
     leadership,
     logger,
     version,
-    ready: async () => loading === undefined && Boolean(await docker.ping().catch(() => false)) && leadership.status().leaderNodeId !== undefined,
+    ready: async () => terms.loading() === undefined && Boolean(await docker.ping().catch(() => false)) && leadership.status().leaderNodeId !== undefined,
   });
   await server.listen(listen);
   logger.info({ event: 'serving', listen, version, node: nodeId }, `capstan ${version} listening on ${listen.host}:${listen.port}`);

@@ -55,6 +55,11 @@ export class RecordingController implements GroupController {
     this.statuses.delete(id);
   }
 
+  /** Ends a leadership term. */
+  async stop(): Promise<void> {
+    this.calls.push({ op: 'stop', id: '' });
+  }
+
   async destroy(id: string): Promise<void> {
     this.record('destroy', id);
     this.statuses.delete(id);
