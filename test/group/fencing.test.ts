@@ -79,14 +79,15 @@ async function term() {
   const controller = new Controller({ plugins, logger: silentLogger, concurrency: 1, busyMs: 100, intervalMs: 100 });
   const leadership = new Leadership({ docker, logger: silentLogger, pollMs: 200, timeoutMs: 2000 });
   let stoodDown = Infinity;
+  let stopping: Promise<unknown> = Promise.resolve();
   leadership.onChange((leading) => {
     if (!leading) {
       stoodDown = Date.now();
-      void controller.stop();
+      stopping = controller.stop();
     }
   });
   await leadership.start();
-  return { controller, leadership, stoodDown: () => stoodDown };
+  return { controller, leadership, stoodDown: () => stoodDown, settled: () => stopping };
 }
 
 const machines = async () => (await docker.listContainers({ all: true, filters: { label: [`capstan.group=${group}`] } })).map((c) => c.Id).sort();
@@ -131,7 +132,11 @@ t.test('standing down during a drain: nothing is destroyed after it', async (t) 
   await until('the first drain', () => writes.some((w) => w.op === 'drain'));
   a.leadership.stop();
   const at = a.stoodDown();
-  await new Promise((r) => setTimeout(r, 4000));
+  // What SIGTERM waits for: the drain in flight reaches its end (a safe point), then nothing more happens.
+  await a.settled();
+  const settledAfter = Date.now() - at;
+  t.ok(settledAfter < 5000, `work in flight settled ${settledAfter} ms after stand-down (the drain takes 1.5 s)`);
+  await new Promise((r) => setTimeout(r, 3000));
   t.same(writes.filter((w) => w.at > at), [], 'no write started after stand-down');
   t.same(writes.filter((w) => w.op === 'destroy'), [], 'the drained machine was not destroyed by the stood-down term');
   t.same(await machines(), before, 'every machine is still there');

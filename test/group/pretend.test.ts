@@ -1,0 +1,82 @@
+// A dry run is dry, on a real engine: a pretend commit that moves a Swarm worker group to another provider changes
+// no node, no config, no machine, and calls no provider write; a Down node left behind is not tidied by it either.
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { Controller } from '../../src/group/controller.js';
+import { GroupService } from '../../src/group/service.js';
+import { validateSpec } from '../../src/group/spec.js';
+import { silentLogger } from '../../src/log.js';
+import { dockerProviderKind } from '../../src/providers/docker/index.js';
+import { simulatorProviderKind } from '../../src/providers/simulator/index.js';
+import { swarmFlavorKinds } from '../../src/flavors/swarm.js';
+import { SwarmSpecStore } from '../../src/swarm/store.js';
+import type { Plugins, ProviderKind } from '../../src/spi/index.js';
+import { engine, engineHost } from '../support/engine.js';
+
+const docker = engine();
+const id = `t-dry-${randomBytes(3).toString('hex')}`;
+await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
+const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
+
+const writes: string[] = [];
+const real = dockerProviderKind({ logger: silentLogger });
+const recorded: ProviderKind = {
+  ...real,
+  create(properties) {
+    const p = real.create(properties);
+    return { ...p, maxBatch: p.maxBatch, describe: (tags) => p.describe(tags), provision: (s, i) => (writes.push('provision'), p.provision(s, i)), destroy: (ids) => (writes.push('destroy'), p.destroy(ids)) };
+  },
+};
+const plugins: Plugins = {
+  providers: new Map([['docker', recorded], ['simulator', simulatorProviderKind()]]),
+  flavors: new Map(swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 }).map((f) => [f.name, f] as const)),
+};
+const validate = (raw: unknown) => validateSpec(raw, plugins);
+const store = new SwarmSpecStore({ docker, parse: validate, logger: silentLogger });
+const controller = new Controller({ plugins, logger: silentLogger, busyMs: 200, intervalMs: 200 });
+const service = new GroupService({ store, controller, validate, logger: silentLogger });
+
+t.teardown(async () => {
+  await controller.stop();
+  const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  for (const n of await docker.listNodes()) if (n.Spec?.Labels?.['capstan.test'] === id || n.Description?.Engine?.Labels?.['capstan.group'] === id) await docker.getNode(n.ID).remove({ force: true }).catch(() => undefined);
+  await store.remove(id);
+  await docker.getNetwork(id).remove().catch(() => undefined);
+});
+
+const spec = (provider: 'docker' | 'simulator') =>
+  validate({
+    id,
+    allocation: { size: 1 },
+    instance: provider === 'docker' ? { provider, properties: { engine: engineHost(), network: id } } : { provider, properties: {} },
+    flavor: { kind: 'swarm-worker', properties: { managerAddr, drainTimeout: '10s' } },
+  });
+
+/** Everything a write could change: nodes (state, availability, role), configs, machines. */
+async function world(): Promise<string> {
+  const nodes = (await docker.listNodes()).map((n) => `${n.ID} ${n.Status?.State} ${n.Spec?.Availability} ${n.Spec?.Role}`).sort();
+  const configs = (await docker.listConfigs()).map((c) => `${c.ID} ${c.Version?.Index}`).sort();
+  const machines = (await docker.listContainers({ all: true })).map((c) => `${c.Id} ${c.State}`).sort();
+  return JSON.stringify({ nodes, configs, machines }, null, 1);
+}
+
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+t.test('a pretend commit that changes the provider writes nothing anywhere', async (t) => {
+  await service.commit(spec('docker'));
+  await until('one Ready worker', () => controller.status(id)?.converged === true);
+  await controller.stop(); // nothing else acts meanwhile: what changes, the pretend commit changed
+  writes.length = 0;
+  const before = await world();
+  const preview = await service.preview(spec('simulator'));
+  t.equal(preview.create, 1, 'the preview says a machine would be made elsewhere');
+  t.equal(await world(), before, 'nodes, configs and machines identical');
+  t.same(writes, [], 'no provider write');
+});
