@@ -14,9 +14,9 @@ function cluster(groups: number, nodesPerGroup: number, pending: number): Autosc
     allocation: { size: nodesPerGroup },
     bounds: { max: nodesPerGroup * 2 },
     instance: { provider: 'simulator', properties: {} },
-    flavor: { kind: 'swarm-worker', properties: {} },
+    flavor: { kind: 'swarm-worker', properties: { nodeLabels: { pool: `p${g % 3}` } } },
     update: { maxUnavailable: 1, maxSurge: 1, healthTimeout: '5m', healthyFor: '10s', onFailure: 'pause' },
-    autoscale: { scaleUpDelay: '1s', cpus: 2 ** (g % 4), memory: `${4 * 2 ** (g % 4)}GiB`, labels: { pool: `p${g % 3}` } },
+    autoscale: { scaleUpDelay: '1s', cpus: 2 ** (g % 4), memory: `${4 * 2 ** (g % 4)}GiB` },
   }));
   const nodes: NodeView[] = specs.flatMap((s) =>
     Array.from({ length: nodesPerGroup }, (_, i) => ({

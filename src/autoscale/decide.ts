@@ -2,163 +2,16 @@
  * The pure autoscaling decision: (groups, Swarm nodes, pending tasks, now) -> scale-ups, scale-downs, and the
  * reasons for not acting. No I/O and no clock: the watcher gathers the state and acts on the outcome.
  */
-import { Ajv } from 'ajv';
-import type { Problem } from '../errors.js';
-import { durationMs } from '../group/quantity.js';
 import { desiredSize } from '../group/allocation.js';
-import { readSchema } from '../package.js';
-import type { Duration, GroupSpec, GroupStatus } from '../spi/index.js';
+import { durationMs } from '../group/quantity.js';
+import type { GroupSpec } from '../spi/index.js';
+import { capacityOf, EMPTY, hasRoom, misfit, roomOf, type Placeable } from './placement.js';
+import { bytesOf, flavorLabels, policyOf, type AutoscalePolicy } from './policy.js';
+import { SCHEDULER_GRACE_MS, type AutoscaleState, type Decision, type GroupView, type NodeView, type Outcome, type PendingTask, type Reason, type Tried } from './state.js';
 
-/** schemas/autoscale.json, with its defaults filled in. */
-export interface AutoscalePolicy {
-  readonly enabled: boolean;
-  readonly scaleUpDelay: Duration;
-  readonly scaleDownIdle: Duration;
-  readonly cooldown: Duration;
-  readonly cpus: number;
-  readonly memory: number | string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly engineLabels: Readonly<Record<string, string>>;
-  readonly platform: { readonly os: string; readonly architecture: string };
-}
-
-export const autoscaleSchema: object = readSchema('autoscale.json');
-const validatePolicy = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile<AutoscalePolicy>(autoscaleSchema);
-
-/**
- * What makes an autoscale section unusable beyond its schema, for validateSpec to reject at commit. Only a sized
- * swarm-worker group can be scaled: its machines join the Swarm as workers, and one more or one less is always
- * valid (a swarm-manager group must stay odd).
- */
-export function autoscaleProblems(spec: GroupSpec): Problem[] {
-  if (spec.autoscale === undefined) return [];
-  const problems: Problem[] = [];
-  if (!('size' in spec.allocation)) problems.push({ path: '/autoscale', message: 'a logicalIds group cannot be scaled by count: use a size allocation' });
-  if (spec.flavor.kind !== 'swarm-worker') problems.push({ path: '/autoscale', message: `only swarm-worker groups are autoscaled, not ${spec.flavor.kind}` });
-  return problems;
-}
-
-/** The group's policy with defaults, or why it has none that can act. */
-export function policyOf(spec: GroupSpec): { policy: AutoscalePolicy } | { problem: string } | undefined {
-  if (spec.autoscale === undefined) return undefined;
-  const policy = structuredClone(spec.autoscale);
-  if (!validatePolicy(policy)) {
-    return { problem: `invalid autoscale: ${(validatePolicy.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}` };
-  }
-  const problems = autoscaleProblems(spec);
-  return problems.length ? { problem: problems.map((p) => p.message).join('; ') } : { policy };
-}
-
-const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
-
-/** Bytes of a memory quantity as the schema allows it: 1073741824, "1GiB", "1.5GB". */
-export function bytesOf(memory: number | string): number {
-  if (typeof memory === 'number') return memory;
-  const m = /^([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)$/.exec(memory);
-  const unit = m ? BYTE_UNITS[m[2]!] : undefined;
-  if (!m || unit === undefined) throw new Error(`bad memory quantity "${memory}"`);
-  return Math.floor(Number(m[1]) * unit);
-}
-
-/** A Swarm node as the decision sees it. */
-export interface NodeView {
-  readonly id: string;
-  readonly hostname?: string;
-  readonly role: 'worker' | 'manager';
-  /** Status ready (whatever its availability): a machine that has finished booting. */
-  readonly ready: boolean;
-  /** Availability active: Swarm may place tasks on it. */
-  readonly active: boolean;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly engineLabels: Readonly<Record<string, string>>;
-  readonly os: string;
-  readonly architecture: string;
-  readonly nanoCpus: number;
-  readonly memoryBytes: number;
-  /** Reservations of the tasks Swarm placed on it. */
-  readonly reservedNanoCpus: number;
-  readonly reservedMemoryBytes: number;
-  /** Since when (epoch ms) it has run nothing but global-service tasks; undefined while it runs others. */
-  readonly idleSince?: number;
-  /** Since when (epoch ms) it has been ready; undefined while it is not. */
-  readonly readySince?: number;
-  /** How many of its tasks hold each per-node limit key (see PendingTask.limits). */
-  readonly held?: Readonly<Record<string, number>>;
-}
-
-/** A task of a replicated service that Swarm keeps pending for want of a suitable node. */
-export interface PendingTask {
-  readonly id: string;
-  readonly service: string;
-  /** Since when (epoch ms) it has been pending with Swarm's "no suitable node" error. */
-  readonly since: number;
-  readonly nanoCpus: number;
-  readonly memoryBytes: number;
-  readonly constraints: readonly string[];
-  /** Any of these platforms will do; empty: any platform. */
-  readonly platforms: readonly { readonly os?: string; readonly architecture?: string }[];
-  /** It reserves generic resources (GPUs...), which no policy declares. */
-  readonly genericResources?: boolean;
-  /**
-   * Per-node limits it is subject to: key -> most tasks holding the key on one node. Its service's max replicas per
-   * node ("max replicas of web": 2) and each host-mode published port ("host port tcp/8080": 1).
-   */
-  readonly limits?: Readonly<Record<string, number>>;
-  /** Swarm's own explanation, e.g. "no suitable node (insufficient resources on 1 node)". */
-  readonly error: string;
-}
-
-export interface GroupView {
-  readonly spec: GroupSpec;
-  readonly status?: GroupStatus;
-}
-
-export interface AutoscaleState {
-  readonly now: number;
-  readonly groups: readonly GroupView[];
-  readonly nodes: readonly NodeView[];
-  readonly pending: readonly PendingTask[];
-  /** The latest scaling action of each group (kept by the watcher) for the cooldown. */
-  readonly lastScaled?: Readonly<Record<string, { readonly at: number; readonly action: 'scale-up' | 'scale-down' }>>;
-}
-
-export type Action = 'scale-up' | 'scale-down' | 'none';
-/** Why: few values, so it can be a metric label; `message` carries the particulars. */
-export type Reason =
-  | 'pending-tasks'
-  | 'idle'
-  | 'delay'
-  | 'cooldown'
-  | 'bounds'
-  | 'booting'
-  | 'no-fitting-group'
-  | 'scale-up-pending'
-  | 'converging'
-  | 'invalid-policy';
-
-export interface Decision {
-  readonly at: number;
-  /** The group acted on or held back; '' when no group is concerned (no group fits). */
-  readonly group: string;
-  readonly action: Action;
-  readonly reason: Reason;
-  readonly message: string;
-  /** scale-up: machines to add. */
-  readonly count?: number;
-  /** New desired size of the group. */
-  readonly size?: number;
-  /** scale-down: the instance to destroy and the Swarm node it is. */
-  readonly instanceId?: string;
-  readonly nodeId?: string;
-  readonly tasks?: readonly string[];
-}
-
-export interface Outcome {
-  /** Actions first (scale-ups, then scale-downs), then decisions not to act. */
-  readonly decisions: readonly Decision[];
-  /** When the outcome may change with nothing else happening (a delay, cooldown or idle time running out). */
-  readonly nextAt?: number;
-}
+export { autoscaleProblems, autoscaleSchema, bytesOf, policyOf, type AutoscalePolicy } from './policy.js';
+export { constraintMisfit } from './placement.js';
+export * from './state.js';
 
 /** A new machine of a group, as a task would see it. */
 interface Model {
@@ -179,100 +32,18 @@ interface Model {
   readonly cooldownMs: number;
 }
 
-interface Placeable {
-  readonly id?: string;
-  readonly hostname?: string;
-  readonly role: 'worker' | 'manager';
-  readonly labels: Readonly<Record<string, string>>;
-  readonly engineLabels: Readonly<Record<string, string>>;
-  readonly os: string;
-  readonly architecture: string;
-}
-
-/** How long a node that just became ready counts as booting: the scheduler places pending tasks on it meanwhile. */
-export const SCHEDULER_GRACE_MS = 5000;
-
-/** Image platforms (Go names) against node platforms (uname names), as swarmkit's platform filter matches them. */
-const ARCH_ALIASES: Record<string, string> = { amd64: 'x86_64', x86_64: 'x86_64', arm64: 'aarch64', aarch64: 'aarch64', '386': 'i386', i386: 'i386' };
-const arch = (a: string): string => ARCH_ALIASES[a.toLowerCase()] ?? a.toLowerCase();
-const same = (a: string | undefined, b: string): boolean => (a ?? '').toLowerCase() === b.toLowerCase();
-
-/**
- * Why a Swarm placement constraint excludes `m`, or undefined if it admits it. Follows swarmkit: `==`/`!=`, values
- * compared case-insensitively but otherwise literally, a missing label is "". Any other form is not understood, so
- * it excludes.
- */
-export function constraintMisfit(constraint: string, m: Placeable): string | undefined {
-  const op = /==|!=/.exec(constraint);
-  if (!op) return `constraint "${constraint}" is not of the form key==value or key!=value`;
-  const key = constraint.slice(0, op.index).trim();
-  const value = constraint.slice(op.index + 2).trim();
-  const equal = op[0] === '==';
-  // Key names are case-insensitive, label names are not.
-  const lower = key.toLowerCase();
-  let actual: string | undefined;
-  if (lower === 'node.role') actual = m.role;
-  else if (lower === 'node.platform.os') actual = m.os;
-  else if (lower === 'node.platform.arch') actual = m.architecture;
-  else if (lower === 'node.id') actual = m.id;
-  else if (lower === 'node.hostname') actual = m.hostname;
-  else if (lower === 'node.ip') actual = undefined;
-  else if (lower.startsWith('node.labels.')) actual = m.labels[key.slice('node.labels.'.length)] ?? '';
-  else if (lower.startsWith('engine.labels.')) actual = m.engineLabels[key.slice('engine.labels.'.length)] ?? '';
-  else return `constraint "${constraint}" has a key Capstan does not understand`;
-  // A new machine's id, hostname and address are unknown: `==` cannot be promised, `!=` is assumed (see decide).
-  if (actual === undefined) return equal ? `constraint "${constraint}" names particular nodes, not a new machine` : undefined;
-  // Literal, as swarmkit compares: `node.platform.arch==amd64` does not match a node reporting x86_64.
-  return same(actual, value) === equal ? undefined : `constraint "${constraint}" is not met (${key} is "${actual}")`;
-}
-
-/** What is left on a machine: resources, and per-node limit keys already held. */
-interface Room {
-  readonly nanoCpus: number;
-  readonly memoryBytes: number;
-  readonly held: Readonly<Record<string, number>>;
-}
-
-const EMPTY: Readonly<Record<string, number>> = {};
-const roomOf = (n: NodeView): Room => ({ nanoCpus: n.nanoCpus - n.reservedNanoCpus, memoryBytes: n.memoryBytes - n.reservedMemoryBytes, held: n.held ?? EMPTY });
-/** The cheap part of misfit, tried first: most machines a task is tried on are full. */
-const hasRoom = (task: PendingTask, r: Room): boolean => task.nanoCpus <= r.nanoCpus && task.memoryBytes <= r.memoryBytes;
-
-/** Why `task` could not run on `m` with `room` left, or undefined if it could. */
-function misfit(task: PendingTask, m: Placeable, room: Room): string | undefined {
-  if (task.genericResources) return 'it reserves generic resources, which autoscale policies do not declare';
-  if (task.nanoCpus > room.nanoCpus) return `it reserves ${task.nanoCpus / 1e9} CPUs, ${room.nanoCpus / 1e9} are free`;
-  if (task.memoryBytes > room.memoryBytes) return `it reserves ${task.memoryBytes} bytes of memory, ${room.memoryBytes} are free`;
-  for (const [key, most] of Object.entries(task.limits ?? EMPTY)) {
-    if ((room.held[key] ?? 0) >= most) return `${key}: at most ${most} per node, ${room.held[key]} there`;
-  }
-  if (task.platforms.length && !task.platforms.some((p) => (!p.os || same(p.os, m.os)) && (!p.architecture || arch(p.architecture) === arch(m.architecture)))) {
-    return `its platforms (${task.platforms.map((p) => `${p.os ?? '*'}/${p.architecture ?? '*'}`).join(', ')}) exclude ${m.os}/${m.architecture}`;
-  }
-  for (const c of task.constraints) {
-    const why = constraintMisfit(c, m);
-    if (why) return why;
-  }
-  return undefined;
-}
-
-/** Engine labels the swarm flavor sets: capstan.group and its untemplated `labels`. */
-function flavorEngineLabels(spec: GroupSpec): Record<string, string> {
-  const labels = (spec.flavor.properties as { labels?: Record<string, string> } | undefined)?.labels ?? {};
-  return { ...Object.fromEntries(Object.entries(labels).filter(([, v]) => !v.includes('{{'))), 'capstan.group': spec.id };
-}
-
 function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView[]): Model {
   const { spec } = g;
   // A node belongs to the group by its engine label, or by the link the flavor reported for an instance.
   const instanceOf = new Map((g.status?.instances ?? []).filter((i) => i.link).map((i) => [i.link!, i.id]));
   const members = nodes.filter((n) => n.engineLabels['capstan.group'] === spec.id || instanceOf.has(n.id));
+  const labels = flavorLabels(spec);
   return {
     id: spec.id,
     policy,
     nanoCpus: Math.round(policy.cpus * 1e9),
     memoryBytes: bytesOf(policy.memory),
-    machine: { role: 'worker', labels: policy.labels, engineLabels: { ...flavorEngineLabels(spec), ...policy.engineLabels }, os: policy.platform.os, architecture: policy.platform.architecture },
+    machine: { role: 'worker', labels: labels.nodeLabels, engineLabels: { ...labels.engineLabels, ...policy.engineLabels }, os: policy.platform.os, architecture: policy.platform.architecture },
     desired: desiredSize(spec),
     min: spec.bounds?.min ?? 0,
     max: spec.bounds?.max ?? Infinity,
@@ -298,6 +69,24 @@ interface Bin {
 }
 
 const label = (t: PendingTask): string => `${t.id} (${t.service})`;
+
+/**
+ * For a task machines of group `m` were added for since `t.at`: why the group's machines will not do after all (one
+ * that joined since, and that the scheduler has had its chance with, lacks what the task needs even when empty);
+ * 'joining' while one that joined since is still the scheduler's to try; else undefined (none joined, or one did but
+ * is merely full). A verdict, once given, stands while the task is pending (the watcher keeps it).
+ */
+function triedVerdict(task: PendingTask, m: Model, t: Tried, now: number, later: (at: number) => void): string | 'joining' | undefined {
+  if (t.verdict !== undefined) return t.verdict;
+  const joined = m.members.filter((n) => n.ready && n.readySince !== undefined && n.readySince >= t.at).sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const n of joined) {
+    const why = now - n.readySince! >= SCHEDULER_GRACE_MS ? misfit(task, n, capacityOf(n)) : undefined;
+    if (why) return `node ${n.hostname ?? n.id} of group ${m.id}, added for it ${(now - t.at) / 1000}s ago, joined without what it needs: ${why}`;
+  }
+  const young = joined.filter((n) => now - n.readySince! < SCHEDULER_GRACE_MS);
+  for (const n of young) later(n.readySince! + SCHEDULER_GRACE_MS);
+  return young.length ? 'joining' : undefined;
+}
 
 function summarize(items: readonly string[], limit = 3): string {
   return items.length <= limit ? items.join('; ') : `${items.slice(0, limit).join('; ')}; and ${items.length - limit} more`;
@@ -346,6 +135,9 @@ export function decide(state: AutoscaleState): Outcome {
     opened.set(m, 0);
   }
   const unfit: { task: PendingTask; why: string }[] = [];
+  const unsatisfiable: { task: string; group: string; why: string }[] = [];
+  const spentNotes = new Map<string, { tasks: string[]; whys: string[] }>();
+  const joiningNotes = new Map<string, string[]>();
   const waiting = new Map<string, PendingTask[]>();
   const held = new Map<string, { reason: 'cooldown' | 'bounds'; tasks: string[]; message: string }>();
   let fittingTasks = 0;
@@ -365,7 +157,26 @@ export function decide(state: AutoscaleState): Outcome {
       continue;
     }
     const why = models.map((m) => [m, misfit(task, m.machine, { nanoCpus: m.nanoCpus, memoryBytes: m.memoryBytes, held: EMPTY })] as const);
-    const fitting = why.filter(([, w]) => w === undefined).map(([m]) => m);
+    // A group whose machine, added for this task, joined without what it needs is not given another for it.
+    const fitting: Model[] = [];
+    const joining = new Set<Model>();
+    let spent = false;
+    for (const [m, w] of why) {
+      if (w !== undefined) continue;
+      const t = state.tried?.[task.id]?.[m.id];
+      const verdict = t && triedVerdict(task, m, t, now, later);
+      if (verdict === undefined || verdict === 'joining') fitting.push(m);
+      if (verdict === 'joining') joining.add(m);
+      else if (verdict !== undefined) {
+        spent = true;
+        unsatisfiable.push({ task: task.id, group: m.id, why: verdict });
+        const n = spentNotes.get(m.id) ?? { tasks: [], whys: [] };
+        n.tasks.push(task.id);
+        n.whys.push(`${label(task)}: ${verdict}`);
+        spentNotes.set(m.id, n);
+      }
+    }
+    if (!fitting.length && spent) continue;
     if (!fitting.length) {
       const reasons = why.map(([m, w]) => `group ${m.id}: ${w}`);
       unfit.push({ task, why: `${label(task)}, "${task.error}": ${reasons.length ? reasons.join(', ') : 'no group has autoscale enabled'}` });
@@ -384,10 +195,16 @@ export function decide(state: AutoscaleState): Outcome {
     // A machine not joined yet has the group's labels and platform, which the task fits: only room matters.
     for (const m of due) if ((bin = bins.get(m)!.find((b) => hasRoom(task, b) && !misfit(task, b.node ?? m.machine, b)))) break;
     if (!bin) {
-      const open = due.find((m) => cooling(m, 'scale-up') === undefined && m.desired + opened.get(m)! < m.max);
+      const openable = due.filter((m) => !joining.has(m));
+      if (!openable.length) {
+        // The machines added for it joined just now: the scheduler's turn first.
+        joiningNotes.set(due[0]!.id, [...(joiningNotes.get(due[0]!.id) ?? []), task.id]);
+        continue;
+      }
+      const open = openable.find((m) => cooling(m, 'scale-up') === undefined && m.desired + opened.get(m)! < m.max);
       if (!open) {
         // Held back: say so for the first group it would have gone to.
-        const m = due[0]!;
+        const m = openable[0]!;
         const until = cooling(m, 'scale-up');
         if (until !== undefined) later(until);
         const h = held.get(m.id) ?? {
@@ -430,6 +247,10 @@ export function decide(state: AutoscaleState): Outcome {
       const message = `${covered.length} pending task(s) fit machine(s) of group ${m.id} still booting (${booting.get(m.id)}) or just joined`;
       notes.push({ at: now, group: m.id, action: 'none', reason: 'booting', tasks: covered, message });
     }
+    const j = joiningNotes.get(m.id);
+    if (j) notes.push({ at: now, group: m.id, action: 'none', reason: 'booting', tasks: j, message: `${j.length} pending task(s) wait for the scheduler to try the machine(s) of group ${m.id} added for them, which joined just now` });
+    const u = spentNotes.get(m.id);
+    if (u) notes.push({ at: now, group: m.id, action: 'none', reason: 'unsatisfiable', tasks: u.tasks, message: `${u.tasks.length} pending task(s) get no further machine of group ${m.id}: ${summarize(u.whys)}` });
     const h = held.get(m.id);
     if (h) notes.push({ at: now, group: m.id, action: 'none', reason: h.reason, tasks: h.tasks, message: `${h.tasks.length} pending task(s) wait: ${h.message}` });
     const w = waiting.get(m.id);
@@ -475,7 +296,7 @@ export function decide(state: AutoscaleState): Outcome {
       actions.push({ at: now, group: m.id, nodeId: n.id, instanceId, action: 'scale-down', reason: 'idle', size: m.desired - 1, message });
     }
   }
-  return { decisions: [...actions, ...notes], ...(nextAt < Infinity ? { nextAt } : {}) };
+  return { decisions: [...actions, ...notes], ...(nextAt < Infinity ? { nextAt } : {}), ...(unsatisfiable.length ? { unsatisfiable } : {}) };
 }
 
 /** What the autoscaler would decide if `spec` were committed: `decide` with that spec in place of the group's. */

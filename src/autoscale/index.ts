@@ -1,4 +1,7 @@
 // Autoscaling (issue 7): the pure decision and the Swarm watcher that feeds it and acts on it.
-export { autoscaleProblems, autoscaleSchema, bytesOf, constraintMisfit, decide, policyOf, preview, SCHEDULER_GRACE_MS } from './decide.js';
-export type { Action, AutoscalePolicy, AutoscaleState, Decision, GroupView, NodeView, Outcome, PendingTask, Reason } from './decide.js';
+export { decide, preview } from './decide.js';
+export { constraintMisfit } from './placement.js';
+export { autoscaleProblems, autoscaleSchema, bytesOf, flavorLabels, policyOf, type AutoscalePolicy } from './policy.js';
+export { SCHEDULER_GRACE_MS } from './state.js';
+export type { Action, AutoscaleState, Decision, GroupView, NodeView, Outcome, PendingTask, Reason, Tried } from './state.js';
 export { Autoscaler, autoscaleDecisions, type AutoscalerOptions } from './watch.js';

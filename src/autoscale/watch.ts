@@ -8,7 +8,8 @@ import { Counter } from 'prom-client';
 import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
 import type { GroupSpec } from '../spi/index.js';
-import { decide, preview, type AutoscaleState, type Decision, type GroupView, type NodeView, type Outcome, type PendingTask } from './decide.js';
+import { decide, preview, type AutoscaleState, type Decision, type GroupView, type Outcome, type Tried } from './decide.js';
+import { SwarmReader } from './read.js';
 
 export const autoscaleDecisions = new Counter({
   name: 'capstan_autoscale_decisions_total',
@@ -36,59 +37,8 @@ export interface AutoscalerOptions {
   readonly history?: number;
 }
 
-/** The parts of GET /tasks the watcher reads. */
-interface SwarmTask {
-  readonly ID: string;
-  readonly ServiceID: string;
-  readonly NodeID?: string;
-  readonly DesiredState?: string;
-  readonly Status?: { readonly State?: string; readonly Err?: string };
-  readonly Spec?: {
-    readonly Resources?: { readonly Reservations?: { readonly NanoCPUs?: number; readonly MemoryBytes?: number; readonly GenericResources?: readonly unknown[] } };
-    readonly Placement?: { readonly Constraints?: readonly string[]; readonly Platforms?: readonly { readonly OS?: string; readonly Architecture?: string }[] };
-  };
-}
-
-/** The parts of GET /nodes the watcher reads. */
-interface SwarmNode {
-  readonly ID: string;
-  readonly Spec?: { readonly Role?: string; readonly Availability?: string; readonly Labels?: Record<string, string> };
-  readonly Description?: {
-    readonly Hostname?: string;
-    readonly Platform?: { readonly OS?: string; readonly Architecture?: string };
-    readonly Resources?: { readonly NanoCPUs?: number; readonly MemoryBytes?: number };
-    readonly Engine?: { readonly Labels?: Record<string, string> };
-  };
-  readonly Status?: { readonly State?: string };
-}
-
-interface SwarmService {
-  readonly ID: string;
-  readonly Spec?: {
-    readonly Name?: string;
-    readonly Mode?: Record<string, unknown>;
-    readonly TaskTemplate?: { readonly Placement?: { readonly MaxReplicas?: number } };
-    readonly EndpointSpec?: { readonly Ports?: readonly { readonly Protocol?: string; readonly PublishedPort?: number; readonly PublishMode?: string }[] };
-  };
-}
-
-/** The per-node limits the tasks of a service are subject to (PendingTask.limits). */
-function limitsOf(s: SwarmService): Record<string, number> {
-  const out: Record<string, number> = {};
-  const max = s.Spec?.TaskTemplate?.Placement?.MaxReplicas;
-  if (max) out[`max replicas of ${s.Spec?.Name ?? s.ID}`] = max;
-  for (const p of s.Spec?.EndpointSpec?.Ports ?? []) if (p.PublishMode === 'host' && p.PublishedPort) out[`host port ${p.Protocol ?? 'tcp'}/${p.PublishedPort}`] = 1;
-  return out;
-}
-
-const ACTIVE = new Set(['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
-/** States before the scheduler has placed a task or said why it cannot. */
-const UNSCHEDULED = new Set(['new', 'allocated', 'pending']);
-const NO_SUITABLE_NODE = 'no suitable node';
 /** How long after an event the watcher keeps re-reading quickly: the scheduler's verdict on new tasks lands in it. */
 const BURST_MS = 1000;
-/** How long a task the scheduler has not judged yet keeps the reads quick. */
-const UNJUDGED_MS = 5000;
 /** How long the watcher trusts its own action over a groups() that does not show it yet. */
 const EXPECT_MS = 60_000;
 /** How long a node being removed is left out while it is still listed (draining, then leaving). */
@@ -109,11 +59,9 @@ export class Autoscaler {
   #busy?: Promise<void>;
   #again = false;
   #burstUntil = 0;
-  /** When each pending task was first seen refused by the scheduler, and each node first seen idle and ready. */
-  readonly #pendingSince = new Map<string, number>();
-  readonly #unjudgedSince = new Map<string, number>();
-  readonly #idleSince = new Map<string, number>();
-  readonly #readySince = new Map<string, number>();
+  readonly #reader: SwarmReader;
+  /** Per pending task, the groups machines were added to for it: since when, and the verdict once one joined. */
+  readonly #tried = new Map<string, Map<string, Tried>>();
   readonly #lastScaled: Record<string, { at: number; action: 'scale-up' | 'scale-down' }> = {};
   /** Sizes this watcher committed that groups() may not show yet; nodes it removed that may still be listed. */
   readonly #expected = new Map<string, { size: number; until: number }>();
@@ -126,6 +74,7 @@ export class Autoscaler {
 
   constructor(options: AutoscalerOptions) {
     this.#o = { clock: Date.now, pollMs: 5000, settleMs: 100, history: 20, ...options, logger: options.logger.child({ component: 'autoscale' }) };
+    this.#reader = new SwarmReader(options.docker);
   }
 
   start(): void {
@@ -146,10 +95,8 @@ export class Autoscaler {
     (this.#events as { destroy?: () => void } | undefined)?.destroy?.();
     this.#events = undefined;
     // A new leader term starts from what Swarm says, not from what this one remembered.
-    this.#pendingSince.clear();
-    this.#unjudgedSince.clear();
-    this.#idleSince.clear();
-    this.#readySince.clear();
+    this.#reader.clear();
+    this.#tried.clear();
     this.#shown.clear();
   }
 
@@ -194,102 +141,22 @@ export class Autoscaler {
     const state = await this.#gather();
     this.#last = state;
     const outcome = decide(state);
+    for (const u of outcome.unsatisfiable ?? []) {
+      const t = this.#tried.get(u.task)?.get(u.group);
+      if (t) this.#tried.get(u.task)!.set(u.group, { ...t, verdict: u.why });
+    }
     this.#record(outcome.decisions.filter((d) => d.action === 'none' || (this.#running && this.#act(d))));
     return outcome;
   }
 
   async #gather(): Promise<AutoscaleState> {
-    const { docker, clock } = this.#o;
-    const [nodes, services, tasks, groups] = (await Promise.all([docker.listNodes(), docker.listServices(), docker.listTasks(), this.#o.groups()])) as [
-      SwarmNode[],
-      SwarmService[],
-      SwarmTask[],
-      readonly GroupView[],
-    ];
-    const now = clock();
-    const global = new Set(services.filter((s) => s.Spec?.Mode && ('Global' in s.Spec.Mode || 'GlobalJob' in s.Spec.Mode)).map((s) => s.ID));
-    const names = new Map(services.map((s) => [s.ID, s.Spec?.Name ?? s.ID]));
-    const limits = new Map(services.map((s) => [s.ID, limitsOf(s)]));
-    const live = tasks.filter((t) => t.DesiredState === 'running' && ACTIVE.has(t.Status?.State ?? ''));
-
-    const pending: PendingTask[] = [];
-    for (const t of live) {
-      const refused = t.Status?.State === 'pending' && (t.Status.Err ?? '').startsWith(NO_SUITABLE_NODE) && !global.has(t.ServiceID);
-      if (!refused) continue;
-      const since = this.#pendingSince.get(t.ID) ?? now;
-      this.#pendingSince.set(t.ID, since);
-      const r = t.Spec?.Resources?.Reservations;
-      const p = t.Spec?.Placement;
-      const l = limits.get(t.ServiceID) ?? {};
-      pending.push({
-        id: t.ID,
-        service: names.get(t.ServiceID) ?? t.ServiceID,
-        since,
-        nanoCpus: r?.NanoCPUs ?? 0,
-        memoryBytes: r?.MemoryBytes ?? 0,
-        constraints: p?.Constraints ?? [],
-        platforms: (p?.Platforms ?? []).map((x) => ({ ...(x.OS ? { os: x.OS } : {}), ...(x.Architecture ? { architecture: x.Architecture } : {}) })),
-        ...(r?.GenericResources?.length ? { genericResources: true } : {}),
-        ...(Object.keys(l).length ? { limits: l } : {}),
-        error: t.Status!.Err!,
-      });
-    }
-    const pendingIds = new Set(pending.map((t) => t.id));
-    for (const id of this.#pendingSince.keys()) if (!pendingIds.has(id)) this.#pendingSince.delete(id);
-    // Tasks the scheduler has not judged yet: read again soon, so a refusal is seen within one settle interval
-    // (for a while only: a task stuck before scheduling for another reason must not keep the reads quick).
-    const unjudged = new Set(live.filter((t) => UNSCHEDULED.has(t.Status!.State!) && !t.NodeID && !pendingIds.has(t.ID)).map((t) => t.ID));
-    for (const id of unjudged) if (!this.#unjudgedSince.has(id)) this.#unjudgedSince.set(id, now);
-    for (const id of this.#unjudgedSince.keys()) if (!unjudged.has(id)) this.#unjudgedSince.delete(id);
-    if ([...this.#unjudgedSince.values()].some((at) => now - at < UNJUDGED_MS)) this.#burstUntil = Math.max(this.#burstUntil, now + this.#o.settleMs);
-
-    const listed = new Set(nodes.map((n) => n.ID));
-    for (const [id, until] of this.#removed) if (until < now || !listed.has(id)) this.#removed.delete(id);
-    const onNode = new Map<string, SwarmTask[]>();
-    for (const t of live) {
-      if (!t.NodeID) continue;
-      const list = onNode.get(t.NodeID);
-      if (list) list.push(t);
-      else onNode.set(t.NodeID, [t]);
-    }
-    const views: NodeView[] = [];
-    for (const n of nodes) {
-      if (this.#removed.has(n.ID)) continue;
-      const mine = onNode.get(n.ID) ?? [];
-      const held: Record<string, number> = {};
-      for (const t of mine) for (const key of Object.keys(limits.get(t.ServiceID) ?? {})) held[key] = (held[key] ?? 0) + 1;
-      const busy = mine.some((t) => !global.has(t.ServiceID));
-      const ready = n.Status?.State === 'ready';
-      if (busy || !ready) this.#idleSince.delete(n.ID);
-      else if (!this.#idleSince.has(n.ID)) this.#idleSince.set(n.ID, now);
-      if (!ready) this.#readySince.delete(n.ID);
-      else if (!this.#readySince.has(n.ID)) this.#readySince.set(n.ID, now);
-      const idleSince = this.#idleSince.get(n.ID);
-      const readySince = this.#readySince.get(n.ID);
-      const d = n.Description;
-      views.push({
-        id: n.ID,
-        ...(d?.Hostname ? { hostname: d.Hostname } : {}),
-        role: n.Spec?.Role === 'manager' ? 'manager' : 'worker',
-        ready,
-        active: n.Spec?.Availability === 'active',
-        labels: n.Spec?.Labels ?? {},
-        engineLabels: d?.Engine?.Labels ?? {},
-        os: d?.Platform?.OS ?? '',
-        architecture: d?.Platform?.Architecture ?? '',
-        nanoCpus: d?.Resources?.NanoCPUs ?? 0,
-        memoryBytes: d?.Resources?.MemoryBytes ?? 0,
-        reservedNanoCpus: mine.reduce((a, t) => a + (t.Spec?.Resources?.Reservations?.NanoCPUs ?? 0), 0),
-        reservedMemoryBytes: mine.reduce((a, t) => a + (t.Spec?.Resources?.Reservations?.MemoryBytes ?? 0), 0),
-        ...(idleSince === undefined ? {} : { idleSince }),
-        ...(readySince === undefined ? {} : { readySince }),
-        ...(Object.keys(held).length ? { held } : {}),
-      });
-    }
-    for (const id of this.#idleSince.keys()) if (!listed.has(id)) this.#idleSince.delete(id);
-    for (const id of this.#readySince.keys()) if (!listed.has(id)) this.#readySince.delete(id);
-
-    return { now, groups: this.#withExpected(groups, now), nodes: views, pending, lastScaled: { ...this.#lastScaled } };
+    const [swarm, groups] = await Promise.all([this.#reader.read(this.#o.clock, this.#removed), this.#o.groups()]);
+    const { now, nodes, pending } = swarm;
+    if (swarm.unjudged) this.#burstUntil = Math.max(this.#burstUntil, now + this.#o.settleMs);
+    const ids = new Set(pending.map((t) => t.id));
+    for (const id of this.#tried.keys()) if (!ids.has(id)) this.#tried.delete(id);
+    const tried = Object.fromEntries([...this.#tried].map(([task, byGroup]) => [task, Object.fromEntries(byGroup)]));
+    return { now, groups: this.#withExpected(groups, now), nodes, pending, lastScaled: { ...this.#lastScaled }, tried };
   }
 
   /** The groups with the sizes this watcher committed, until groups() shows them. */
@@ -321,6 +188,10 @@ export class Autoscaler {
     this.#lastScaled[d.group] = { at: now, action: d.action as 'scale-up' | 'scale-down' };
     this.#expected.set(d.group, { size: d.size!, until: now + EXPECT_MS });
     if (d.nodeId) this.#removed.set(d.nodeId, now + REMOVED_MS);
+    // The tasks it adds machines for: once one of them has joined, a task still pending gets no further machine here
+    // unless that machine would fit it (decide).
+    const tried = d.action === 'scale-up' ? (d.tasks ?? []).filter((task) => !this.#tried.get(task)?.has(d.group)) : [];
+    for (const task of tried) this.#tried.set(task, (this.#tried.get(task) ?? new Map<string, Tried>()).set(d.group, { at: now }));
     const call = d.action === 'scale-up' ? this.#o.scaleUp(d.group, d.count!, d.message) : this.#o.removeInstance(d.group, d.instanceId!, d.message);
     call
       .then(
@@ -331,6 +202,7 @@ export class Autoscaler {
           else delete this.#lastScaled[d.group];
           this.#expected.delete(d.group);
           if (d.nodeId) this.#removed.delete(d.nodeId);
+          for (const task of tried) this.#tried.get(task)?.delete(d.group);
           this.#o.logger.warn({ event: 'autoscale.failed', group: d.group, action: d.action, err: String(err) }, `${d.action} of ${d.group} failed`);
         },
       )

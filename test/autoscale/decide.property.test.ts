@@ -42,7 +42,8 @@ function build(w: World): AutoscaleState {
     const spec = group(id, g.size, {
       min: Math.max(0, g.size - g.minBelow),
       max: g.size + g.maxAbove,
-      autoscale: { enabled: g.enabled, cpus: g.cpus, memory: `${g.memGiB}GiB`, ...(g.gpu ? { labels: { pool: 'gpu' } } : {}) },
+      autoscale: { enabled: g.enabled, cpus: g.cpus, memory: `${g.memGiB}GiB` },
+      ...(g.gpu ? { nodeLabels: { pool: 'gpu' } } : {}),
     });
     const ready = Math.min(g.ready, g.size);
     const links = Array.from({ length: ready }, (_, n) => `${id}-n${n}`);

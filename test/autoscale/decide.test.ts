@@ -20,6 +20,8 @@ t.test('policy: defaults, memory quantities, problems', async (t) => {
   t.match(policyOf({ ...group('web', 1), allocation: { logicalIds: ['a'] } }), { problem: /logicalIds/ });
   t.match(autoscaleProblems(group('web', 1, { kind: 'swarm-manager' })), [{ path: '/autoscale', message: /only swarm-worker groups/ }], 'a manager group must stay odd');
   t.same(autoscaleProblems({ ...group('web', 1), autoscale: undefined }), []);
+  t.match(autoscaleProblems(group('web', 1, { autoscale: { labels: { pool: 'batch' } } })), [{ path: '/autoscale/labels', message: /nodeLabels/ }], 'node labels nothing would put on a machine');
+  t.same(autoscaleProblems(group('web', 1, { autoscale: { labels: {} } })), [], 'none is no promise');
   t.equal(bytesOf('2GiB'), 2 * 2 ** 30);
   t.equal(bytesOf('1.5GB'), 1.5e9);
   t.equal(bytesOf(512), 512);
@@ -81,9 +83,9 @@ t.test('a task whose constraint no group meets scales nothing and says why', asy
   t.match(why(generic.decisions, 'no-fitting-group')?.message, /generic resources/);
 });
 
-t.test('the group whose machines fit is chosen; labels come from the policy and the swarm flavor', async (t) => {
+t.test('the group whose machines fit is chosen; labels come from the swarm flavor', async (t) => {
   const web = group('web', 1);
-  const gpu = group('gpu', 0, { autoscale: { labels: { pool: 'gpu' }, cpus: 8, memory: '32GiB' } });
+  const gpu = group('gpu', 0, { autoscale: { cpus: 8, memory: '32GiB' }, nodeLabels: { pool: 'gpu' } });
   const groups = [{ spec: gpu, status: status(gpu, []) }, { spec: web, status: status(web, ['n0']) }];
   const out = decide(state({ groups, nodes: [node('n0', 'web')], pending: [task('a', { constraints: ['node.labels.pool==gpu'] }), task('b', { constraints: ['engine.labels.zone==a', 'engine.labels.capstan.group==web'] })] }));
   t.match(ups(out.decisions), [{ group: 'gpu', count: 1, tasks: ['a'] }, { group: 'web', count: 1, tasks: ['b'] }]);

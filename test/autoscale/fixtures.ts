@@ -1,14 +1,17 @@
 import type { AutoscaleState, NodeView, PendingTask } from '../../src/autoscale/decide.js';
 import type { GroupSpec, GroupStatus } from '../../src/spi/index.js';
 
-/** A swarm-worker group of `size` machines of 4 CPUs and 8 GiB that scales up after 2 s and down after 10 min idle. */
-export function group(id: string, size: number, over: { min?: number; max?: number; autoscale?: Record<string, unknown>; kind?: string } = {}): GroupSpec {
+/**
+ * A swarm-worker group of `size` machines of 4 CPUs and 8 GiB that scales up after 2 s and down after 10 min idle;
+ * `nodeLabels` are the flavor's (put on each node of the group).
+ */
+export function group(id: string, size: number, over: { min?: number; max?: number; autoscale?: Record<string, unknown>; kind?: string; nodeLabels?: Record<string, string> } = {}): GroupSpec {
   return {
     id,
     allocation: { size },
     bounds: { ...(over.min === undefined ? {} : { min: over.min }), max: over.max ?? 10 },
     instance: { provider: 'simulator', properties: {} },
-    flavor: { kind: over.kind ?? 'swarm-worker', properties: { labels: { zone: 'a', host: '{{LINK_ID}}' } } },
+    flavor: { kind: over.kind ?? 'swarm-worker', properties: { labels: { zone: 'a', host: '{{LINK_ID}}' }, ...(over.nodeLabels ? { nodeLabels: over.nodeLabels } : {}) } },
     update: { maxUnavailable: 1, maxSurge: 1, healthTimeout: '60s', healthyFor: '10s', onFailure: 'pause' },
     autoscale: { scaleUpDelay: '2s', scaleDownIdle: '10m', cooldown: '1m', cpus: 4, memory: '8GiB', ...over.autoscale },
   };

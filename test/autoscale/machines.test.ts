@@ -1,7 +1,7 @@
 // The whole loop on the tests' engine with real machines (docker provider, swarm-worker flavor): a task pending for
 // want of a node adds a machine, the machine joins and runs it, and once the task is gone the idle worker is removed.
 import { randomBytes } from 'node:crypto';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Autoscaler, type Decision, type GroupView } from '../../src/autoscale/index.js';
 import { GROUP_LABEL, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
 import { Controller } from '../../src/group/controller.js';
@@ -18,6 +18,8 @@ const docker = engine();
 const id = `as-m-${randomBytes(3).toString('hex')}`;
 /** The group of the second test, wired as src/main.ts would. */
 const wiredId = `${id}-w`;
+/** The group of the third test, whose policy declares what its machines do not offer. */
+const unsatId = `${id}-u`;
 const service = `${id}-work`;
 await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
 const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
@@ -27,13 +29,14 @@ const flavor = swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 })[0
 t.teardown(async () => {
   await docker.getService(service).remove().catch(() => undefined);
   await docker.getService(`${wiredId}-work`).remove().catch(() => undefined);
-  for (const g of [id, wiredId]) {
+  await docker.getService(`${unsatId}-work`).remove().catch(() => undefined);
+  for (const g of [id, wiredId, unsatId]) {
     const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${g}`] } });
     await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
   }
   for (const node of (await docker.listNodes()) as SwarmNode[]) {
     const g = node.Description?.Engine?.Labels?.[GROUP_LABEL];
-    if (g === id || g === wiredId) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
+    if (g === id || g === wiredId || g === unsatId) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
   }
   await docker.getNetwork(id).remove();
 });
@@ -48,20 +51,23 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
   }
 }
 
-t.test('pending task -> one machine -> task runs -> task gone -> the idle worker is removed', async (t) => {
-  // What the lead's wiring does through the store and the controller, done here with the provider and flavor alone.
+/**
+ * What the lead's wiring does through the store and the controller, done with the provider and flavor alone: an
+ * autoscaler of one group, whose scale-ups provision machines and removals drain and destroy them.
+ */
+function direct(t: Test, group: string, autoscale: Record<string, unknown>) {
   let size = 0;
   let status: GroupStatus | undefined;
   const ups: { count: number; at: number }[] = [];
   const removals: { instanceId: string; reason: string; at: number }[] = [];
-  const spec = () => groupSpec(id, size, { min: 0, max: 2, autoscale: { scaleUpDelay: '0s', scaleDownIdle: '2s', cooldown: '0s', cpus: 1, memory: '512MiB' } });
+  const spec = () => groupSpec(group, size, { min: 0, max: 2, autoscale });
   let refreshing = true;
   const refresh = (async () => {
     while (refreshing) {
-      const instances = await provider.describe({ 'capstan.group': id });
+      const instances = await provider.describe({ 'capstan.group': group });
       const health = await flavor.health(instances);
       status = {
-        id,
+        id: group,
         version: 1,
         size,
         configHash: 'c1',
@@ -72,11 +78,6 @@ t.test('pending task -> one machine -> task runs -> task gone -> the idle worker
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
-  t.teardown(async () => {
-    refreshing = false;
-    await refresh;
-  });
-
   const autoscaler = new Autoscaler({
     docker,
     logger: silentLogger,
@@ -85,20 +86,29 @@ t.test('pending task -> one machine -> task runs -> task gone -> the idle worker
     scaleUp: async (_group, count) => {
       ups.push({ count, at: Date.now() });
       size += count;
-      const specs = await Promise.all(Array.from({ length: count }, () => flavor.prepare({ tags: { 'capstan.group': id, 'capstan.config': 'c1' }, init: '' }, { groupId: id, configHash: 'c1' })));
-      await provider.provision(specs, `${id}-${ups.length}`);
+      const specs = await Promise.all(Array.from({ length: count }, () => flavor.prepare({ tags: { 'capstan.group': group, 'capstan.config': 'c1' }, init: '' }, { groupId: group, configHash: 'c1' })));
+      await provider.provision(specs, `${group}-${ups.length}`);
     },
     removeInstance: async (_group, instanceId, reason) => {
       removals.push({ instanceId, reason, at: Date.now() });
       size -= 1;
-      const instance = (await provider.describe({ 'capstan.group': id })).find((i: Instance) => i.id === instanceId)!;
+      const instance = (await provider.describe({ 'capstan.group': group })).find((i: Instance) => i.id === instanceId)!;
       await flavor.drain(instance);
       await provider.destroy([instanceId]);
       await flavor.destroyed(instance);
     },
   });
   autoscaler.start();
-  t.teardown(() => autoscaler.stop());
+  t.teardown(async () => {
+    autoscaler.stop();
+    refreshing = false;
+    await refresh;
+  });
+  return { autoscaler, ups, removals, status: () => status, size: () => size };
+}
+
+t.test('pending task -> one machine -> task runs -> task gone -> the idle worker is removed', async (t) => {
+  const { autoscaler, ups, removals, status, size } = direct(t, id, { scaleUpDelay: '0s', scaleDownIdle: '2s', cooldown: '0s', cpus: 1, memory: '512MiB' });
   await until('the first read of the Swarm', () => autoscaler.preview());
 
   // Only a machine of this group can run it: its engine label capstan.group is set by the swarm flavor.
@@ -119,7 +129,7 @@ t.test('pending task -> one machine -> task runs -> task gone -> the idle worker
     return tasks.find((x) => x.Status.State === 'running');
   });
   t.comment(`service created -> task running on the new machine ${Date.now() - t0} ms`);
-  const link = status?.instances.find((i) => i.link === running.NodeID);
+  const link = status()?.instances.find((i) => i.link === running.NodeID);
   t.ok(link, 'the task runs on the machine the autoscaler added');
   t.same(ups.map((u) => u.count), [1], 'one machine, launched once while it booted');
   t.same(removals, [], 'a busy worker stays');
@@ -131,7 +141,7 @@ t.test('pending task -> one machine -> task runs -> task gone -> the idle worker
   t.equal(removal.instanceId, link!.id, 'the decision names the instance of the idle node');
   t.match(removal.reason, /ran only global tasks for/);
   await until('the node to leave the Swarm', async () => (((await docker.listNodes()) as SwarmNode[]).some((n) => n.ID === running.NodeID) ? undefined : true));
-  t.equal(size, 0);
+  t.equal(size(), 0);
   await new Promise((r) => setTimeout(r, 2000));
   t.same(ups.map((u) => u.count), [1], 'no scale-up after the removal');
   t.equal(removals.length, 1, 'bounds.min 0 reached: nothing more to remove');
@@ -204,4 +214,38 @@ t.test('wired as in src/main.ts: store commits through the group methods, the co
   t.same(await sizes(), [0, 1, 0], 'then one commit down, through destroyInstances');
   const history = autoscaler.lastDecisions(wiredId).filter((d) => d.action !== 'none');
   t.match(history, [{ action: 'scale-up', count: 1 }, { action: 'scale-down', reason: 'idle' }]);
+});
+
+t.test('a task a new machine does not satisfy after all gets one machine, then a why-not, and no churn', async (t) => {
+  // The policy says the machines are riscv64; the machines the docker provider makes here are x86_64.
+  const { autoscaler, ups, removals } = direct(t, unsatId, { scaleUpDelay: '0s', scaleDownIdle: '2s', cooldown: '0s', cpus: 1, memory: '512MiB', platform: { architecture: 'riscv64' } });
+  await until('the first read of the Swarm', () => autoscaler.preview());
+  const created = await docker.createService({
+    Name: `${unsatId}-work`,
+    TaskTemplate: {
+      ContainerSpec: { Image: 'capstan/busybox:dev', Command: ['sleep', '3600'] },
+      Placement: { Constraints: [`engine.labels.capstan.group==${unsatId}`, 'node.platform.arch==riscv64'] },
+    },
+    Mode: { Replicated: { Replicas: 1 } },
+  });
+  const decided = (reason: string) => autoscaler.lastDecisions(unsatId).find((d) => d.reason === reason);
+  await until('a scale-up', () => ups[0]);
+  const joined = await until('the machine to join', async () => {
+    const nodes = (await docker.listNodes()) as SwarmNode[];
+    return nodes.find((n) => n.Description?.Engine?.Labels?.[GROUP_LABEL] === unsatId && n.Status.State === 'ready') && Date.now();
+  });
+  const said = await until('a why-not', () => decided('unsatisfiable'));
+  t.comment(`machine ready -> why-not ${Date.now() - joined} ms (the scheduler's grace is 5 s)`);
+  const [task] = (await docker.listTasks({ filters: { service: [created.id], 'desired-state': ['running'] } })) as { ID: string; Status: { State: string } }[];
+  t.equal(task?.Status.State, 'pending', 'the task is still pending');
+  t.match(said, { action: 'none', tasks: [task!.ID] });
+  t.match(said!.message, /get no further machine of group .*joined without what it needs: constraint "node\.platform\.arch==riscv64" is not met \(node\.platform\.arch is "x86_64"\)/);
+  t.same(ups.map((u) => u.count), [1], 'one machine only');
+
+  // The machine added for it runs nothing: it goes, and the task, still pending, gets no machine again.
+  await until('the idle machine to be removed', () => removals[0]);
+  await until('its node to leave', async () => (((await docker.listNodes()) as SwarmNode[]).some((n) => n.Description?.Engine?.Labels?.[GROUP_LABEL] === unsatId) ? undefined : true));
+  await new Promise((r) => setTimeout(r, 3000));
+  t.same(ups.map((u) => u.count), [1], 'still one machine in all');
+  t.equal(removals.length, 1);
 });

@@ -45,7 +45,7 @@ async function taskOf(service: string): Promise<{ ID: string; CreatedAt: string;
 }
 
 /** An autoscaler over one group whose size the scale-up callback raises, as the lead's store commit would. */
-function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail = 0) {
+function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail = 0, nodeLabels?: Record<string, string>) {
   let size = 0;
   let failures = fail;
   const calls: { group: string; count: number; reason: string; at: number }[] = [];
@@ -57,7 +57,7 @@ function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail =
     },
   });
   const groups = (): GroupView[] => {
-    const spec = group(id, size, { max: 3, autoscale });
+    const spec = group(id, size, { max: 3, autoscale, ...(nodeLabels ? { nodeLabels } : {}) });
     return [{ spec, status: status(spec, []) }];
   };
   const autoscaler = new Autoscaler({
@@ -192,7 +192,7 @@ t.test('max replicas per node: a replica refused for it gets a machine, though t
   const label = `capstan-as-${tag}`;
   await labelManager(label, 'yes');
   t.teardown(() => labelManager(label, undefined));
-  const h = harness(t, id, { scaleUpDelay: '0s', cooldown: '0s', cpus: 1, memory: '1GiB', labels: { [label]: 'yes' } });
+  const h = harness(t, id, { scaleUpDelay: '0s', cooldown: '0s', cpus: 1, memory: '1GiB' }, 0, { [label]: 'yes' });
   h.autoscaler.start();
   await until('the first read of the Swarm', () => h.autoscaler.preview());
   const service = await pendingService(t, `as-spread-${tag}`, { constraints: [`node.labels.${label}==yes`], replicas: 2, maxPerNode: 1 });
