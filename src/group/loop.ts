@@ -121,12 +121,11 @@ export class GroupLoop {
   private schedule(): void {
     if (this.stopped) return;
     const { baseMs, maxMs } = this.o.backoff;
-    // Backoff after provider errors; quick passes while work remains.
-    const delay = this.errors
-      ? backoffMs(this.errors, baseMs, maxMs)
-      : this.last?.converged
-        ? this.o.intervalMs
-        : this.o.busyMs;
+    // Backstop polls (every `busyMs` while work remains) catch what no event announces; the plan's own wakeAt
+    // catches a window that ends sooner.
+    const poll = this.last?.converged ? this.o.intervalMs : this.o.busyMs;
+    const due = this.last?.wakeAt === undefined ? poll : Math.max(0, this.last.wakeAt - this.o.clock());
+    const delay = this.errors ? backoffMs(this.errors, baseMs, maxMs) : Math.min(poll, due);
     this.wake(delay);
   }
 

@@ -55,6 +55,8 @@ export interface Plan {
   /** Set when a new instance missed its health deadline during an update: the controller pauses or rolls back. */
   readonly failure?: string;
   readonly repair: RepairStatus;
+  /** When the plan could change with no new observation (a `healthyFor`, `unhealthyFor` or deadline ends). */
+  readonly wakeAt?: number;
 }
 
 interface Facts {
@@ -99,7 +101,20 @@ export function plan(input: PlanInput): Plan {
       ? { broken, limit, blocked: `${broken} of ${facts.length} members unhealthy, more than the limit of ${limit}: repairing nothing (the cause is likely the network or the Swarm)` }
       : { broken, limit };
   const ctx = { input, facts, healthTimeout, repair };
-  return 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size);
+  const p = 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size);
+  const wakeAt = nextChange(input, healthyFor, unhealthyFor, healthTimeout);
+  return wakeAt === undefined ? p : { ...p, wakeAt };
+}
+
+/** The earliest moment a fact turns by time alone: a new member becomes available, a repair or a deadline is due. */
+function nextChange({ observed, now, configHash }: PlanInput, healthyFor: number, unhealthyFor: number, healthTimeout: number): number | undefined {
+  const times = observed.flatMap((o) => [
+    o.health === 'healthy' && o.healthySince !== undefined && configOf(o.instance) === configHash ? o.healthySince + healthyFor : Infinity,
+    o.health === 'unhealthy' && o.unhealthySince !== undefined ? o.unhealthySince + unhealthyFor : Infinity,
+    o.health !== 'healthy' && !o.joined ? o.instance.launchedAt + healthTimeout + 1 : Infinity,
+  ]);
+  const next = Math.min(...times.filter((at) => at > now));
+  return Number.isFinite(next) ? next : undefined;
 }
 
 const desiredOf = (spec: GroupSpec): number => ('size' in spec.allocation ? spec.allocation.size : spec.allocation.logicalIds.length);

@@ -103,3 +103,11 @@ t.test('named removals go first when the size drops', async (t) => {
   const p = run({ spec: sizedSpec(4), observed, removing: ['m2'] });
   t.same(destroyed(p.actions, 'scale-down'), ['m2']);
 });
+
+t.test('the plan says when it next needs to look: the end of healthyFor, of unhealthyFor, of a deadline', async (t) => {
+  const spec = sizedSpec(3, { update: { maxUnavailable: 1, maxSurge: 1, healthTimeout: '60s', healthyFor: '10s', onFailure: 'pause' }, repair: { unhealthyFor: '2m' } });
+  t.equal(run({ spec, observed: [member('a', 'healthy', { healthySince: NOW - 4000 })] }).wakeAt, NOW + 6000, 'a new member available in 6 s');
+  t.equal(run({ spec, observed: [member('a', 'unhealthy', { unhealthySince: NOW - 60_000 })] }).wakeAt, NOW + 60_000, 'a repair due in 1 m');
+  t.equal(run({ spec, observed: [{ instance: inst('b', 'new', { launchedAt: NOW - 50_000 }), health: 'unknown' }] }).wakeAt, NOW + 10_001, 'a join deadline in 10 s');
+  t.equal(run({ spec, observed: [member('a', 'healthy', { healthySince: 0 })] }).wakeAt, undefined, 'nothing due');
+});
