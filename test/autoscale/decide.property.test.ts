@@ -1,7 +1,7 @@
 // Properties of the pure decision over random clusters: bounds hold, packing is sound, nothing is launched twice.
 import t from 'tap';
 import fc from 'fast-check';
-import { bytesOf, decide, policyOf, type AutoscalePolicy, type AutoscaleState, type Decision, type NodeView } from '../../src/autoscale/decide.js';
+import { bytesOf, decide, policyOf, type AutoscalePolicy, type AutoscaleState, type Decision, type NodeView, type Tried } from '../../src/autoscale/decide.js';
 import { durationMs } from '../../src/group/quantity.js';
 import { group, node, status, task } from './fixtures.js';
 
@@ -17,6 +17,7 @@ const groupArb = fc.record({
   gpu: fc.boolean(),
   enabled: fc.boolean(),
   idle: fc.array(fc.option(fc.integer({ min: 0, max: 1_000_000 }), { nil: undefined }), { maxLength: 5 }),
+  readyAgo: fc.option(fc.integer({ min: 0, max: 20_000 }), { nil: undefined }),
   lastScaled: fc.option(fc.record({ ago: fc.integer({ min: 0, max: 120_000 }), action: fc.constantFrom('scale-up' as const, 'scale-down' as const) }), { nil: undefined }),
 });
 
@@ -32,6 +33,8 @@ const world = fc.record({
     }),
     { maxLength: 10 },
   ),
+  // Machines added for pending tasks earlier (task and group by index), some already found not to satisfy them.
+  tried: fc.array(fc.record({ task: fc.nat(9), group: fc.nat(2), ago: fc.integer({ min: 0, max: 30_000 }), verdict: fc.boolean() }), { maxLength: 6 }),
 });
 
 type World = typeof world extends fc.Arbitrary<infer W> ? W : never;
@@ -49,7 +52,12 @@ function build(w: World): AutoscaleState {
     const links = Array.from({ length: ready }, (_, n) => `${id}-n${n}`);
     const nodes: NodeView[] = links.map((l, n) => {
       const since = g.idle[n];
-      return node(l, id, { nanoCpus: g.cpus * 1e9, memoryBytes: g.memGiB * 2 ** 30, ...(since === undefined ? {} : { idleSince: w.now - since }) });
+      return node(l, id, {
+        nanoCpus: g.cpus * 1e9,
+        memoryBytes: g.memGiB * 2 ** 30,
+        ...(since === undefined ? {} : { idleSince: w.now - since }),
+        ...(g.readyAgo === undefined ? {} : { readySince: w.now - g.readyAgo }),
+      });
     });
     return { g, spec, status: status(spec, links), nodes };
   });
@@ -59,7 +67,18 @@ function build(w: World): AutoscaleState {
     nodes: groups.flatMap((g) => g.nodes),
     pending: w.tasks.map((x, i) => task(`t${i}`, { nanoCpus: x.cpus * 1e9, memoryBytes: x.memGiB * 2 ** 30, since: w.now - x.age, constraints: x.constraints })),
     lastScaled: Object.fromEntries(groups.flatMap(({ g, spec }) => (g.lastScaled ? [[spec.id, { at: w.now - g.lastScaled.ago, action: g.lastScaled.action }]] : []))),
+    tried: triedOf(w),
   };
+}
+
+/** w.tried as AutoscaleState.tried, for the tasks and groups that exist. */
+function triedOf(w: World): Record<string, Record<string, Tried>> {
+  const out: Record<string, Record<string, Tried>> = {};
+  for (const x of w.tried) {
+    if (x.task >= w.tasks.length || x.group >= w.groups.length) continue;
+    (out[`t${x.task}`] ??= {})[`g${x.group}`] = { at: w.now - x.ago, ...(x.verdict ? { verdict: 'it did not fit' } : {}) };
+  }
+  return out;
 }
 
 const specOf = (s: AutoscaleState, id: string) => s.groups.find((g) => g.spec.id === id)!.spec;
@@ -137,6 +156,19 @@ t.test('every due task that fits is placed, or the decision says why not', async
       const ds = decide(s).decisions;
       const told = new Set(ds.flatMap((d: Decision) => d.tasks ?? []));
       for (const x of s.pending) if (!told.has(x.id)) throw new Error(`${x.id} neither placed nor explained`);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+t.test('a task found not to fit a group\'s machines after all never gets another machine of that group', async () => {
+  fc.assert(
+    fc.property(world, (w) => {
+      const s = build(w);
+      const out = decide(s);
+      const spent = new Set([...Object.entries(s.tried ?? {}).flatMap(([task, by]) => Object.entries(by).filter(([, x]) => x.verdict).map(([g]) => `${task}/${g}`)), ...(out.unsatisfiable ?? []).map((u) => `${u.task}/${u.group}`)]);
+      for (const d of out.decisions) for (const x of d.action === 'scale-up' ? (d.tasks ?? []) : []) if (spent.has(`${x}/${d.group}`)) throw new Error(`${x} got a machine of ${d.group}`);
+      for (const u of out.unsatisfiable ?? []) if (!out.decisions.some((d) => d.reason === 'unsatisfiable' && d.group === u.group && d.tasks?.includes(u.task))) throw new Error(`${u.task}: no why-not`);
     }),
     { numRuns: 2000 },
   );
