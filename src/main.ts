@@ -1,6 +1,6 @@
 // The composition root: the one place that wires Docker, leadership, the spec store, the plugins, the controller
 // and the API together. Everything else receives what it needs.
-import { Autoscaler } from './autoscale/index.js';
+import { Autoscaler, autoscaleProblems } from './autoscale/index.js';
 import { Controller } from './group/controller.js';
 import { GroupService } from './group/service.js';
 import { retry } from './group/retry.js';
@@ -40,7 +40,7 @@ export async function serve(): Promise<void> {
   const docker = createDocker();
   const providers: ProviderKind[] = [dockerProviderKind({ logger }), awsProviderKind({ logger }), simulatorProviderKind()];
   const flavors: FlavorKind[] = [vanillaFlavorKind, ...swarmFlavorKinds({ docker, logger })];
-  const plugins: Plugins = { providers: new Map(providers.map((p) => [p.name, p])), flavors: new Map(flavors.map((f) => [f.name, f])) };
+  const plugins: Plugins = { providers: new Map(providers.map((p) => [p.name, p])), flavors: new Map(flavors.map((f) => [f.name, f])), checks: [autoscaleProblems] };
   const validate = (raw: unknown) => validateSpec(raw, plugins);
   const store = new SwarmSpecStore({ docker, parse: validate, logger });
   const leadership = new Leadership({ docker, logger });

@@ -2,7 +2,6 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { InvalidError, type Problem } from '../errors.js';
 import type { GroupSpec, Plugins } from '../spi/index.js';
 import { readSchema } from '../package.js';
-import { autoscaleProblems } from '../autoscale/index.js';
 import { desiredSize } from './allocation.js';
 import { resolveQuantity } from './quantity.js';
 
@@ -90,7 +89,7 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   if (resolveQuantity(spec.update.maxUnavailable, size, 'down') === 0 && resolveQuantity(spec.update.maxSurge, size, 'up') === 0 && size > 0) {
     problems.push({ path: '/update', message: 'maxUnavailable and maxSurge cannot both be 0: no update could make progress' });
   }
-  problems.push(...autoscaleProblems(spec));
+  problems.push(...(plugins.checks ?? []).flatMap((check) => check(spec)));
   if (problems.length) throw new InvalidError('invalid group spec', problems);
   return spec;
 }

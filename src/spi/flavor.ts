@@ -37,8 +37,10 @@ export interface FlavorKind {
   create(properties: unknown): Flavor;
 }
 
-/** The kinds a spec may name, by name. */
+/** The kinds a spec may name, by name, and the checks of optional sections (autoscale) owned elsewhere. */
 export interface Plugins {
   readonly providers: ReadonlyMap<string, import('./instance.js').ProviderKind>;
   readonly flavors: ReadonlyMap<string, FlavorKind>;
+  /** Whole-spec checks beyond the schema; each problem names its JSON path. */
+  readonly checks?: readonly ((spec: import('./group.js').GroupSpec) => readonly { readonly path: string; readonly message: string }[])[];
 }
