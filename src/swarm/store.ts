@@ -50,6 +50,8 @@ export class SwarmSpecStore implements SpecStore {
   readonly #problems = new Map<string, StoreProblem>();
   /** Config ids already logged, so that a bad config is logged once however often it is read. */
   readonly #warned = new Set<string>();
+  /** Groups held because their newest version is unreadable, logged once each. */
+  readonly #held = new Set<string>();
 
   constructor({ docker, parse, logger, keep = 10 }: SwarmSpecStoreOptions) {
     if (!Number.isInteger(keep) || keep < 1) throw new Error(`keep must be a positive integer, not ${keep}`);
@@ -63,8 +65,19 @@ export class SwarmSpecStore implements SpecStore {
   async list(): Promise<SpecVersion[]> {
     const stored = await this.#read();
     const latest = new Map<string, SpecVersion>();
-    for (const { good } of stored) {
+    const newestBad = new Map<string, number>();
+    for (const { good, problem, id, claims } of stored) {
       if (good && (latest.get(good.id)?.version ?? 0) < good.version) latest.set(good.id, good);
+      if (problem) newestBad.set(id, Math.max(newestBad.get(id) ?? 0, claims));
+    }
+    // A group whose newest version cannot be read is held, not served from an older version: that would bring back
+    // an old size or old machines. It stays listed in problems() until a good commit steps over the bad version.
+    for (const [id, bad] of newestBad) {
+      const good = latest.get(id);
+      if (!good || good.version > bad) continue;
+      latest.delete(id);
+      if (!this.#held.has(`${id}@${bad}`)) this.#logger.error({ event: 'store.held', group: id, version: bad, inForce: good.version }, `group ${id}: its newest version v${bad} cannot be read; not managed until a good commit`);
+      this.#held.add(`${id}@${bad}`);
     }
     return [...latest.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }

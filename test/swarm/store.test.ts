@@ -262,11 +262,13 @@ t.test('a corrupt version is skipped and reported; the last good version stays i
   await createRaw(`capstan.group.${id}.v3`, JSON.stringify({ id }), labels(3));
   await createRaw(`capstan.group.${id}.v4`, JSON.stringify(spec('someone-else', 1)), labels(4));
 
-  t.same(await specs.get(id), good, 'get serves the last good version');
+  t.same(await specs.get(id), good, 'get serves the last good version (a commit steps over the bad ones)');
   t.same(
     (await specs.list()).filter((v) => v.id === id),
-    [good],
+    [],
+    'a leader does not load the group: an older version would bring back an old size or old machines',
   );
+  t.ok(lines.some((l) => l.includes('"event":"store.held"')), 'the hold is logged');
   t.same(
     (await specs.history(id)).map((h) => h.version),
     [1],
@@ -291,6 +293,7 @@ t.test('a corrupt version is skipped and reported; the last good version stays i
   const next = await specs.commit(spec(id, 9), 1);
   t.equal(next.version, 5);
   t.same((await specs.get(id))?.spec, spec(id, 9));
+  t.same((await specs.list()).filter((v) => v.id === id).map((v) => v.version), [5], 'a good commit ends the hold');
   t.same(
     specs.problems().filter((p) => p.id === id).length,
     3,
@@ -404,7 +407,8 @@ t.test('a malformed state label makes its version a store problem; the last good
   t.same(await specs.get(id), good);
   t.same(
     (await specs.list()).filter((v) => v.id === id),
-    [good],
+    [],
+    'held until a good commit',
   );
   t.match(
     specs.problems().filter((p) => p.id === id),
