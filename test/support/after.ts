@@ -11,7 +11,12 @@ import { LAB_BUILD_CACHE, TMP_RECORD, type TmpRecord } from './tmp-record.js';
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
 if (process.env.CI) {
-  execFileSync('bash', [here('./engine.sh'), 'stop'], { stdio: 'inherit' });
+  try {
+    execFileSync('bash', [here('./engine.sh'), 'stop'], { stdio: 'inherit' });
+  } catch (error) {
+    process.stderr.write(`after: engine.sh stop failed (${(error as Error).message.split('\n')[0]}); going on with the rest\n`);
+    process.exitCode = 1;
+  }
   const record = existsSync(TMP_RECORD) ? (JSON.parse(readFileSync(TMP_RECORD, 'utf8')) as TmpRecord) : undefined;
   rmSync(TMP_RECORD, { force: true });
   if (record !== undefined) {
@@ -28,12 +33,18 @@ if (process.env.CI) {
           process.stderr.write(`after: lab.sh down of ${path} failed\n`);
         }
       }
-      if (/^(capstan|capl-)/.test(name)) rmSync(path, { recursive: true, force: true });
+      // the tests' folders, and node's compile cache that the run's own node processes made
+      if (/^(capstan|capl-|v8-compile-cache)/.test(name)) rmSync(path, { recursive: true, force: true });
       else others.push(path);
     }
     if (others.length > 0) process.stderr.write(`after: new in /tmp and not the tests' (left alone): ${others.join(' ')}\n`);
     if (!record.buildCache && existsSync(LAB_BUILD_CACHE)) {
-      execFileSync('bash', [here('../../swarm/lab.sh'), 'clean'], { env: { ...process.env, LAB: '/tmp/.capstan-no-lab', CAPSTAN_BUILD_DIR: LAB_BUILD_CACHE }, stdio: 'inherit' });
+      try {
+        execFileSync('bash', [here('../../swarm/lab.sh'), 'clean'], { env: { ...process.env, LAB: '/tmp/.capstan-no-lab', CAPSTAN_BUILD_DIR: LAB_BUILD_CACHE }, stdio: 'inherit' });
+      } catch {
+        process.stderr.write(`after: lab.sh clean of ${LAB_BUILD_CACHE} failed\n`);
+        process.exitCode = 1;
+      }
     }
   }
 }

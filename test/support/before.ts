@@ -5,7 +5,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { engineHost } from './engine.js';
 import { LAB_BUILD_CACHE, TMP_RECORD, type TmpRecord } from './tmp-record.js';
 
-if (process.env.CI) {
+if (process.env.CI && !existsSync(TMP_RECORD)) {
   const record: TmpRecord = { tmp: readdirSync('/tmp'), buildCache: existsSync(LAB_BUILD_CACHE) };
   writeFileSync(TMP_RECORD, JSON.stringify(record));
 }
