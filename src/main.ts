@@ -16,7 +16,7 @@ import { groupMethods } from './rpc/methods.js';
 import { createRpcServer, parseListen } from './rpc/server.js';
 import { packageVersion as version } from './package.js';
 import type { FlavorKind, Plugins, ProviderKind } from './spi/index.js';
-import { createDocker } from './swarm/docker.js';
+import { createDocker } from './docker.js';
 import { Leadership } from './swarm/leader.js';
 import { SwarmSpecStore } from './swarm/store.js';
 

@@ -3,7 +3,7 @@
  * reasons for not acting. No I/O and no clock: the watcher gathers the state and acts on the outcome.
  */
 import { desiredSize } from '../group/allocation.js';
-import { durationMs } from '../group/quantity.js';
+import { durationMs } from '../spi/quantity.js';
 import type { GroupSpec } from '../spi/index.js';
 import { capacityOf, EMPTY, hasRoom, misfit, roomOf, type Placeable } from './placement.js';
 import { bytesOf, flavorLabels, policyOf, type AutoscalePolicy } from './policy.js';

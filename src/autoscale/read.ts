@@ -3,6 +3,7 @@
  * (NodeView, PendingTask), with the clocks only an observer can keep: since when each task has been refused by the
  * scheduler, and each node ready and idle.
  */
+import type { SwarmNode } from '../spi/swarm.js';
 import type Docker from 'dockerode';
 import type { NodeView, PendingTask } from './state.js';
 
@@ -20,18 +21,6 @@ interface SwarmTask {
 }
 
 /** The parts of GET /nodes the watcher reads. */
-interface SwarmNode {
-  readonly ID: string;
-  readonly Spec?: { readonly Role?: string; readonly Availability?: string; readonly Labels?: Record<string, string> };
-  readonly Description?: {
-    readonly Hostname?: string;
-    readonly Platform?: { readonly OS?: string; readonly Architecture?: string };
-    readonly Resources?: { readonly NanoCPUs?: number; readonly MemoryBytes?: number };
-    readonly Engine?: { readonly Labels?: Record<string, string> };
-  };
-  readonly Status?: { readonly State?: string };
-}
-
 interface SwarmService {
   readonly ID: string;
   readonly Spec?: {

@@ -14,20 +14,8 @@ export const INSTANCE_LABEL = 'capstan.instance';
 export const GROUP_LABEL = 'capstan.group';
 
 /** The parts of a Swarm node (GET /nodes) the flavor reads. */
-export interface SwarmNode {
-  readonly ID: string;
-  readonly Version: { readonly Index: number };
-  readonly CreatedAt?: string;
-  readonly Spec: {
-    readonly Role: Role;
-    readonly Availability: 'active' | 'pause' | 'drain';
-    readonly Labels?: Readonly<Record<string, string>>;
-    readonly [key: string]: unknown;
-  };
-  readonly Description?: { readonly Hostname?: string; readonly Engine?: { readonly Labels?: Readonly<Record<string, string>> } };
-  readonly Status: { readonly State: 'unknown' | 'down' | 'ready' | 'disconnected'; readonly Addr?: string };
-  readonly ManagerStatus?: { readonly Leader?: boolean; readonly Reachability: 'unknown' | 'unreachable' | 'reachable'; readonly Addr: string };
-}
+import type { SwarmNode } from '../spi/swarm.js';
+export type { SwarmNode };
 
 export interface ManagerView {
   readonly id: string;

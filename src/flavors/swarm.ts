@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type Docker from 'dockerode';
 import { CapstanError } from '../errors.js';
-import { durationMs } from '../group/quantity.js';
+import { durationMs } from '../spi/quantity.js';
 import type { Logger } from '../log.js';
 import { readSchema } from '../package.js';
 import type { Duration, Flavor, FlavorKind, HealthReport, Instance, InstanceSpec, PrepareContext } from '../spi/index.js';

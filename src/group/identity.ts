@@ -1,14 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { GroupSpec, Instance, Tags } from '../spi/index.js';
+import { TAG } from '../spi/tags.js';
 
-/** Tag keys that make the infrastructure the record. */
-export const TAG = {
-  group: 'capstan.group',
-  config: 'capstan.config',
-  logicalId: 'capstan.logical-id',
-  /** The Swarm's cluster id: another Swarm's machines in the same cloud or engine are never this one's. */
-  cluster: 'capstan.cluster',
-} as const;
+export { TAG } from '../spi/tags.js';
 
 /** JSON with object keys sorted, so equal values always serialize the same. */
 export function canonicalJson(value: unknown): string {

@@ -5,7 +5,7 @@ import { CapstanError } from '../errors.js';
 import type { GroupStatus, Instance, Plugins, SpecVersion } from '../spi/index.js';
 import { groupTags, logicalIdOf, TAG } from './identity.js';
 import { Members } from './members.js';
-import { chunks, mapLimit } from './limit.js';
+import { chunks, mapLimit } from '../concurrency.js';
 import { plan, type Action, type Observed, type Plan } from './planner.js';
 import { desiredSize } from './allocation.js';
 import { configOf, type Config, type Owner } from './owners.js';

@@ -1,6 +1,6 @@
 import type { GroupSpec, Health, Instance, UpdateProgress } from '../spi/index.js';
 import { configOf, logicalIdOf } from './identity.js';
-import { durationMs, resolveQuantity } from './quantity.js';
+import { durationMs, resolveQuantity } from '../spi/quantity.js';
 
 /** An instance as one pass sees it: what the provider listed, plus what the flavor and the controller know. */
 export interface Observed {

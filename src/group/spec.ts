@@ -3,7 +3,7 @@ import { InvalidError, type Problem } from '../errors.js';
 import type { GroupSpec, Plugins } from '../spi/index.js';
 import { readSchema } from '../package.js';
 import { desiredSize } from './allocation.js';
-import { resolveQuantity } from './quantity.js';
+import { resolveQuantity } from '../spi/quantity.js';
 
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import type { SwarmNode as FullNode } from '../spi/swarm.js';
 import type { Logger } from '../log.js';
 import { leadership as leadershipGauge } from '../metrics.js';
 
@@ -13,10 +14,8 @@ export interface SwarmInfo {
 }
 
 /** The part of one `GET /nodes` entry that leadership reads. */
-export interface SwarmNode {
-  readonly ID: string;
-  readonly ManagerStatus?: { readonly Leader?: boolean; readonly Addr?: string; readonly Reachability?: string };
-}
+/** What leadership reads of a node. */
+export type SwarmNode = Pick<FullNode, 'ID' | 'ManagerStatus'>;
 
 /** Who leads, as seen from one node. Any doubt is `leading: false` with an `error`. */
 export interface Verdict {

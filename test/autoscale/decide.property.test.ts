@@ -2,7 +2,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { bytesOf, decide, policyOf, type AutoscalePolicy, type AutoscaleState, type Decision, type NodeView, type Tried } from '../../src/autoscale/decide.js';
-import { durationMs } from '../../src/group/quantity.js';
+import { durationMs } from '../../src/spi/quantity.js';
 import { group, node, status, task } from './fixtures.js';
 
 const CONSTRAINTS = ['node.labels.pool==gpu', 'node.labels.pool!=gpu', 'node.role==worker', 'node.role==manager', 'engine.labels.zone==a', 'node.platform.os==linux', 'node.hostname==x', 'bogus'];

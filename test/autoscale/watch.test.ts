@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Autoscaler, autoscaleDecisions, type Decision, type GroupView } from '../../src/autoscale/index.js';
-import { createDocker } from '../../src/swarm/docker.js';
+import { createDocker } from '../../src/docker.js';
 import { engineHost } from '../support/engine.js';
 import { group, status } from './fixtures.js';
 

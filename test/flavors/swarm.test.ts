@@ -12,7 +12,7 @@ import { CapstanError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { dockerProviderKind } from '../../src/providers/docker/index.js';
 import type { Instance } from '../../src/spi/index.js';
-import { createDocker } from '../../src/swarm/docker.js';
+import { createDocker } from '../../src/docker.js';
 import { engine, engineHost } from '../support/engine.js';
 
 const docker = engine();

@@ -4,7 +4,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { plan, type Observed, type Plan } from '../../src/group/planner.js';
-import { resolveQuantity } from '../../src/group/quantity.js';
+import { resolveQuantity } from '../../src/spi/quantity.js';
 import type { GroupSpec, Health, Instance } from '../../src/spi/index.js';
 import { inst, logicalSpec, sizedSpec } from './fixtures.js';
 

@@ -3,7 +3,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import type Docker from 'dockerode';
 import { decide, hostOf, Leadership, type SwarmInfo, type SwarmNode } from '../../src/swarm/leader.js';
-import { createDocker } from '../../src/swarm/docker.js';
+import { createDocker } from '../../src/docker.js';
 import { silentLogger } from '../../src/log.js';
 import { leadership as leadershipGauge } from '../../src/metrics.js';
 import { engineHost } from '../support/engine.js';

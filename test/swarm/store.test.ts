@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type Docker from 'dockerode';
 import { configName, MAX_CONFIG_BYTES, MAX_STATE_BYTES, SwarmSpecStore } from '../../src/swarm/store.js';
-import { createDocker } from '../../src/swarm/docker.js';
+import { createDocker } from '../../src/docker.js';
 import { CapstanError, InvalidError, type Problem } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { GroupSpec, VersionState } from '../../src/spi/index.js';

@@ -14,15 +14,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from '../../log.js';
 import type { Instance, InstanceProvider, InstanceSpec, InstanceState, Tags } from '../../spi/instance.js';
+import { TAG } from '../../spi/tags.js';
 import { LAUNCH_KEY_LENGTH, clientToken, decisionKey, launchKey } from './client-token.js';
 import { AwsError, ec2Call } from './ec2.js';
 import type { AwsProperties } from './properties.js';
 import { fallbacks, inCidr, spread } from './subnets.js';
 
-const GROUP_TAG = 'capstan.group';
-const CONFIG_TAG = 'capstan.config';
-const LOGICAL_ID_TAG = 'capstan.logical-id';
-const CLUSTER_TAG = 'capstan.cluster';
+const { group: GROUP_TAG, config: CONFIG_TAG, logicalId: LOGICAL_ID_TAG, cluster: CLUSTER_TAG } = TAG;
 /** EC2 takes at most 16 KB of user data, counted before base64. */
 const USER_DATA_LIMIT = 16 * 1024;
 /** EC2's limit of tags per resource. */

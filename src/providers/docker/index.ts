@@ -2,7 +2,7 @@
 import type Docker from 'dockerode';
 import { createLogger, type Logger } from '../../log.js';
 import type { ProviderKind } from '../../spi/instance.js';
-import { createDocker } from '../../swarm/docker.js';
+import { createDocker } from '../../docker.js';
 import { MachineNames } from './names.js';
 import { checkProperties, dockerSchema, machineConfig } from './properties.js';
 import { DockerInstanceProvider } from './provider.js';

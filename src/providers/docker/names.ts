@@ -7,9 +7,9 @@
  */
 import { createHash, randomInt } from 'node:crypto';
 import type { InstanceSpec } from '../../spi/instance.js';
+import { TAG } from '../../spi/tags.js';
 
-export const GROUP_TAG = 'capstan.group';
-export const CONFIG_TAG = 'capstan.config';
+export const { group: GROUP_TAG, config: CONFIG_TAG } = TAG;
 export const INTENT_LABEL = 'capstan.intent';
 export const INTENT_INDEX_LABEL = 'capstan.intent-index';
 /** Names kept for retries in this process (the oldest forgotten first). */

@@ -3,11 +3,13 @@ import type Docker from 'dockerode';
 import type { Logger } from '../../log.js';
 import { providerCalls, providerErrors } from '../../metrics.js';
 import type { Instance, InstanceProvider, InstanceSpec, InstanceState, Tags } from '../../spi/instance.js';
+import { TAG } from '../../spi/tags.js';
+import { mapLimit } from '../../concurrency.js';
 import { CONFIG_TAG, GROUP_TAG, INTENT_INDEX_LABEL, INTENT_LABEL, type MachineNames } from './names.js';
 import type { MachineConfig } from './properties.js';
 import { tar } from './tar.js';
 
-const LOGICAL_ID_TAG = 'capstan.logical-id';
+const LOGICAL_ID_TAG = TAG.logicalId;
 /** Where the machine image looks for its init script; copied in before start, so it never shows in `docker inspect`. */
 export const INIT_PATH = '/var/lib/capstan/init.sh';
 /** Docker's container states as SPI states; exited, dead and paused machines are listed, as stopped. */
@@ -73,7 +75,7 @@ export class DockerInstanceProvider implements InstanceProvider {
     const label = [`${INTENT_LABEL}=${intent}`, ...(group === undefined ? [] : [`${GROUP_TAG}=${group}`])];
     const earlier = (await this.call('list', () => this.docker.listContainers({ all: true, filters: { label } })))!;
     const made = new Map(earlier.map((c) => [c.Labels?.[INTENT_INDEX_LABEL], c.Id]));
-    const results = await settleBounded(specs, this.concurrency, async (spec, index) => {
+    const results = await mapLimit(specs, this.concurrency, async (spec, index) => {
       const labels = labelsOf(spec, intent, index);
       const id = made.get(String(index));
       return id === undefined ? this.launch(spec, labels, intent, index) : this.resume(spec, labels, this.docker.getContainer(id));
@@ -84,7 +86,7 @@ export class DockerInstanceProvider implements InstanceProvider {
   }
 
   async destroy(ids: readonly string[]): Promise<void> {
-    const results = await settleBounded([...new Set(ids)], this.concurrency, async (id) => {
+    const results = await mapLimit([...new Set(ids)], this.concurrency, async (id) => {
       // 404: already gone; 409: a removal is already in progress.
       const removed = await this.call('remove', () => this.docker.getContainer(id).remove({ force: true, v: true }), [404, 409]);
       if (removed !== undefined) this.logger.info({ id }, 'machine removed');
@@ -220,22 +222,4 @@ function labelsOf(spec: InstanceSpec, intent: string, index: number): Tags {
 /** Whether a container was made by the same decision for the same place in it, for the same group and config. */
 function sameDecision(seen: Tags, wanted: Tags): boolean {
   return [GROUP_TAG, CONFIG_TAG, INTENT_LABEL, INTENT_INDEX_LABEL].every((k) => seen[k] === wanted[k]);
-}
-
-/** Like Promise.allSettled over items.map(fn), with at most `limit` calls running at once. */
-async function settleBounded<I, O>(items: readonly I[], limit: number, fn: (item: I, index: number) => Promise<O>): Promise<PromiseSettledResult<O>[]> {
-  const results: PromiseSettledResult<O>[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      try {
-        results[index] = { status: 'fulfilled', value: await fn(items[index]!, index) };
-      } catch (reason) {
-        results[index] = { status: 'rejected', reason };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

@@ -1,12 +1,12 @@
 /** Runs `fn` over `items` with at most `limit` in flight; settles all, like Promise.allSettled. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
   const results: PromiseSettledResult<R>[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
       const i = next++;
       try {
-        results[i] = { status: 'fulfilled', value: await fn(items[i]!) };
+        results[i] = { status: 'fulfilled', value: await fn(items[i]!, i) };
       } catch (reason) {
         results[i] = { status: 'rejected', reason };
       }

@@ -1,4 +1,4 @@
-import type { Duration, Quantity } from '../spi/index.js';
+import type { Duration, Quantity } from './group.js';
 
 /** A count or a percentage of `of`; surge rounds up and unavailability down, as Kubernetes does. */
 export function resolveQuantity(q: Quantity, of: number, round: 'up' | 'down'): number {
