@@ -6,7 +6,8 @@ import { configHash } from '../../src/group/identity.js';
 import { silentLogger } from '../../src/log.js';
 import { SimulatedCloud, simulatorProviderKind, type SimulatorOptions } from '../../src/providers/simulator/index.js';
 import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
-import type { FlavorKind, GroupSpec, Plugins, SpecVersion } from '../../src/spi/index.js';
+import type { GroupSpec, Plugins, SpecVersion } from '../../src/spi/index.js';
+import { pickyFlavorKind } from './fixtures.js';
 
 /** A fake clock the controller and the simulated cloud share, so describe lag and health timing are exact. */
 function world(options: SimulatorOptions = {}) {
@@ -17,24 +18,7 @@ function world(options: SimulatorOptions = {}) {
   return { cloud, sim, clock, advance: (ms: number) => (now += ms) };
 }
 
-/** vanilla, except that machines prepared with `broken: true` never become healthy. */
-const brokenConfigs = new Set<string>();
-const picky: FlavorKind = {
-  ...vanillaFlavorKind,
-  name: 'picky',
-  schema: { type: 'object' },
-  create: (p) => {
-    const inner = vanillaFlavorKind.create({});
-    return {
-      ...inner,
-      prepare: async (spec, ctx) => {
-        if ((p as { broken?: boolean }).broken) brokenConfigs.add(ctx.configHash);
-        return inner.prepare(spec, ctx);
-      },
-      health: async (is) => new Map(is.map((i) => [i.id, { health: brokenConfigs.has(i.tags['capstan.config']!) ? 'unknown' : 'healthy' }])),
-    };
-  },
-};
+const picky = pickyFlavorKind;
 
 function setup(options: SimulatorOptions = {}, extra: Partial<ConstructorParameters<typeof Controller>[0]> = {}) {
   const w = world(options);

@@ -1,4 +1,5 @@
-import type { GroupSpec, Health, Instance } from '../../src/spi/index.js';
+import type { FlavorKind, GroupSpec, Health, Instance } from '../../src/spi/index.js';
+import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
 import { TAG } from '../../src/group/identity.js';
 import type { Observed } from '../../src/group/planner.js';
 
@@ -29,3 +30,22 @@ export function inst(id: string, config: string, opts: { launchedAt?: number; lo
 export function obs(i: Instance, health: Health = 'healthy', healthySince: number | undefined = health === 'healthy' ? 0 : undefined): Observed {
   return { instance: i, health, ...(healthySince === undefined ? {} : { healthySince }) };
 }
+
+/** vanilla, except that machines prepared with `broken: true` never become healthy (their config never joins). */
+const brokenConfigs = new Set<string>();
+export const pickyFlavorKind: FlavorKind = {
+  ...vanillaFlavorKind,
+  name: 'picky',
+  schema: { type: 'object' },
+  create: (p) => {
+    const inner = vanillaFlavorKind.create({});
+    return {
+      ...inner,
+      prepare: async (spec, ctx) => {
+        if ((p as { broken?: boolean }).broken) brokenConfigs.add(ctx.configHash);
+        return inner.prepare(spec, ctx);
+      },
+      health: async (is) => new Map(is.map((i) => [i.id, { health: brokenConfigs.has(i.tags['capstan.config']!) ? 'unknown' : 'healthy' }])),
+    };
+  },
+};

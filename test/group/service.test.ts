@@ -9,24 +9,11 @@ import { silentLogger } from '../../src/log.js';
 import { SimulatedCloud, simulatorProviderKind } from '../../src/providers/simulator/index.js';
 import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
 import { CapstanError } from '../../src/errors.js';
-import type { FlavorKind, GroupSpec, Plugins } from '../../src/spi/index.js';
+import type { GroupSpec, Plugins } from '../../src/spi/index.js';
+import { pickyFlavorKind } from './fixtures.js';
 import { MemoryStore } from '../support/memory-store.js';
 
-/** vanilla, except that machines whose init script says "broken" never become healthy. */
-const picky: FlavorKind = {
-  ...vanillaFlavorKind,
-  name: 'picky',
-  schema: { type: 'object' },
-  create: (p) => {
-    const inner = vanillaFlavorKind.create({});
-    const broken = (p as { broken?: boolean }).broken === true;
-    return {
-      ...inner,
-      prepare: async (spec, ctx) => ({ ...(await inner.prepare(spec, ctx)), init: broken ? 'broken' : 'ok' }),
-      health: async (is) => new Map(is.map((i) => [i.id, { health: cloud.initOf(i.id) === 'broken' ? 'unknown' : 'healthy' }])),
-    };
-  },
-};
+const picky = pickyFlavorKind;
 let cloud: SimulatedCloud;
 
 function setup(store = new MemoryStore()) {
