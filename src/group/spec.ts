@@ -1,5 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { InvalidError, type Problem } from '../errors.js';
+import { CapstanError, InvalidError, type Problem } from '../errors.js';
 import type { GroupSpec, Plugins } from '../spi/index.js';
 import { readSchema } from '../package.js';
 import { desiredSize } from './allocation.js';
@@ -84,12 +84,22 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   const { min, max } = spec.bounds ?? {};
   const size = desiredSize(spec);
   if (min !== undefined && max !== undefined && min > max) problems.push({ path: '/bounds', message: `min ${min} is above max ${max}` });
-  if (min !== undefined && size < min) problems.push({ path: '/allocation', message: `size ${size} is below bounds.min ${min}` });
-  if (max !== undefined && size > max) problems.push({ path: '/allocation', message: `size ${size} is above bounds.max ${max}` });
+  const outside = new Set<Problem>();
+  const outsideBounds = (message: string) => {
+    const problem = { path: '/allocation', message };
+    outside.add(problem);
+    problems.push(problem);
+  };
+  if (min !== undefined && size < min) outsideBounds(`size ${size} is below bounds.min ${min}`);
+  if (max !== undefined && size > max) outsideBounds(`size ${size} is above bounds.max ${max}`);
   if (resolveQuantity(spec.update.maxUnavailable, size, 'down') === 0 && resolveQuantity(spec.update.maxSurge, size, 'up') === 0 && size > 0) {
     problems.push({ path: '/update', message: 'maxUnavailable and maxSurge cannot both be 0: no update could make progress' });
   }
   problems.push(...(plugins.checks ?? []).flatMap((check) => check(spec)));
+  // A size outside the spec's own bounds, and nothing else wrong, is outOfBounds whichever method asked (as a scale).
+  if (problems.length && problems.every((p) => outside.has(p))) {
+    throw new CapstanError('outOfBounds', `group ${spec.id}: ${problems.map((p) => p.message).join('; ')}`, { size, min: min ?? 0, max });
+  }
   if (problems.length) throw new InvalidError('invalid group spec', problems);
   return spec;
 }

@@ -1,5 +1,5 @@
 import { JSONRPCErrorCode, type JSONRPCErrorResponse, type JSONRPCID, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
-import { CapstanError, ErrorCode } from '../errors.js';
+import { asProviderFailure, CapstanError, ErrorCode } from '../errors.js';
 
 /** A result already serialized to JSON, spliced into the response as is (large results cached per controller pass). */
 export class RawJson {
@@ -51,9 +51,13 @@ export function isErrorResponse(x: JSONRPCRequest | JSONRPCErrorResponse): x is 
   return 'error' in x;
 }
 
-/** The error part of a response for anything a method threw; unexpected errors stay opaque to callers. */
+/**
+ * The error part of a response for anything a method threw: a provider's failure is providerFailure with the
+ * provider's code; other unexpected errors stay opaque to callers.
+ */
 export function toRpcError(error: unknown): { code: number; message: string; data?: unknown; unexpected: boolean } {
-  if (error instanceof CapstanError) return { code: error.code, message: error.message, data: error.data, unexpected: false };
+  const known = error instanceof CapstanError ? error : asProviderFailure(error);
+  if (known) return { code: known.code, message: known.message, data: known.data, unexpected: false };
   return { code: JSONRPCErrorCode.InternalError, message: 'Internal error', unexpected: true };
 }
 

@@ -54,8 +54,6 @@ const cases: [string, (s: Record<string, any>) => unknown, string, RegExp][] = [
   ['neither size nor logicalIds', (s) => ({ ...s, allocation: {} }), '/allocation', /exactly one of/],
   ['negative size', (s) => ({ ...s, allocation: { size: -1 } }), '/allocation', /exactly one of/],
   ['duplicate logical ids', (s) => ({ ...s, bounds: undefined, allocation: { logicalIds: ['a', 'a'] } }), '/allocation', /exactly one of/],
-  ['size above max', (s) => ({ ...s, allocation: { size: 11 } }), '/allocation', /above bounds.max 10/],
-  ['size below min', (s) => ({ ...s, allocation: { size: 0 } }), '/allocation', /below bounds.min 1/],
   ['min above max', (s) => ({ ...s, bounds: { min: 5, max: 2 }, allocation: { size: 3 } }), '/bounds', /min 5 is above max 2/],
   ['unknown provider', (s) => ({ ...s, instance: { provider: 'gcp' } }), '/instance/provider', /unknown provider "gcp"; known: simulator/],
   ['bad provider properties', (s) => ({ ...s, instance: { provider: 'simulator', properties: { failureRate: 3 } } }), '/instance/properties/failureRate', /must be <= 1/],
@@ -74,6 +72,15 @@ for (const [name, mutate, path, message] of cases) {
     t.ok(found.some((p) => p.path === path && message.test(p.message)), `${path} ${message} in ${JSON.stringify(found)}`);
   });
 }
+
+t.test('a size outside the bounds, and nothing else wrong, is outOfBounds (as group.scale answers); with other problems, invalid', async (t) => {
+  t.throws(() => validateSpec({ ...good(), allocation: { size: 11 } }, plugins), { kind: 'outOfBounds', message: /size 11 is above bounds.max 10/, data: { size: 11, min: 1, max: 10 } });
+  t.throws(() => validateSpec({ ...good(), allocation: { size: 0 } }, plugins), { kind: 'outOfBounds', message: /size 0 is below bounds.min 1/, data: { size: 0, min: 1, max: 10 } });
+  t.throws(() => validateSpec({ ...good(), bounds: { max: 1 }, allocation: { logicalIds: ['a', 'b'] } }, plugins), { kind: 'outOfBounds', message: /size 2 is above bounds.max 1/, data: { size: 2, min: 0, max: 1 } });
+  const mixed = problems({ ...good(), allocation: { size: 11 }, update: { maxSurge: 0, maxUnavailable: 0 } });
+  t.ok(mixed.some((p) => p.path === '/allocation' && /above bounds.max 10/.test(p.message)), JSON.stringify(mixed));
+  t.ok(mixed.some((p) => p.path === '/update'), 'every problem is listed');
+});
 
 t.test('the config hash ignores size, bounds and update policy but not the machine', async (t) => {
   const a = validateSpec(good(), plugins);

@@ -13,6 +13,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import { createLogger, type Logger } from '../../log.js';
 import type { ProviderKind } from '../../spi/instance.js';
 import { createEc2Client } from './ec2.js';
+import { reportingFailures } from '../failures.js';
 import { awsSchema, extraChecks, parseProperties } from './properties.js';
 import { AwsInstanceProvider } from './provider.js';
 import { sharedEc2RateLimit, type RateLimit } from './rate-limit.js';
@@ -54,7 +55,7 @@ export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderK
         client = createEc2Client({ region: properties.region, endpoint: properties.endpoint, rateLimit, maxAttempts: options.maxAttempts ?? 8 });
         clients.set(key, client);
       }
-      return new AwsInstanceProvider({ client, properties, logger, maxBatch, pageSize });
+      return reportingFailures('aws', new AwsInstanceProvider({ client, properties, logger, maxBatch, pageSize }));
     },
     // A region (and endpoint) is a separate world of instances; a change of either moves the machines.
     location(raw: unknown) {

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../../log.js';
 import type { ProviderKind } from '../../spi/instance.js';
 import { createDocker } from '../../docker.js';
 import { MachineNames } from './names.js';
+import { reportingFailures } from '../failures.js';
 import { checkProperties, dockerSchema, machineConfig } from './properties.js';
 import { DockerInstanceProvider } from './provider.js';
 
@@ -37,7 +38,7 @@ export function dockerProviderKind(options: DockerProviderKindOptions = {}): Pro
         client = { docker: createDocker(machine.engine, options.timeoutMs ?? 15_000), names: new MachineNames() };
         clients.set(key, client);
       }
-      return new DockerInstanceProvider({ ...client, machine, logger, maxBatch: options.maxBatch ?? 50, concurrency: options.concurrency ?? 4 });
+      return reportingFailures('docker', new DockerInstanceProvider({ ...client, machine, logger, maxBatch: options.maxBatch ?? 50, concurrency: options.concurrency ?? 4 }));
     },
     // The engine that runs the machines; a change of engine moves them.
     location: (properties: unknown) => machineConfig(properties).engine ?? 'local',

@@ -1,6 +1,7 @@
 // The `simulator` provider: machines that exist only in this process's memory. For tests and benchmarks only.
 import type { Instance, InstanceProvider, InstanceSpec, ProviderKind, Tags } from '../../spi/index.js';
 import { providerCalls, providerErrors } from '../../metrics.js';
+import { reportingFailures } from '../failures.js';
 
 export interface SimulatorOptions {
   /** Milliseconds each call takes. */
@@ -101,12 +102,12 @@ export function simulatorProviderKind(cloud = new SimulatedCloud()): ProviderKin
     cloud,
     create(properties: unknown): InstanceProvider {
       const o = properties as SimulatorOptions;
-      return {
+      return reportingFailures('simulator', {
         maxBatch: o.maxBatch ?? 100,
         provision: (specs) => cloud.call('provision', () => specs.map((s) => cloud.create(s, o.describeLagMs ?? 0)), o),
         destroy: (ids) => cloud.call('destroy', () => ids.forEach((id) => cloud.lose(id)), o),
         describe: (tags) => cloud.call('describe', () => cloud.visible(tags), o),
-      };
+      });
     },
   };
 }
