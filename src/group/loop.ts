@@ -232,24 +232,25 @@ export class GroupLoop {
   private async provision(cfg: Config, count: number, logicalIds?: readonly string[]): Promise<void> {
     const { spec } = cfg.version;
     const { hash, provider, flavor } = cfg;
-    const specs = await Promise.all(
-      Array.from({ length: count }, (_, i) => {
-        const logicalId = logicalIds?.[i];
-        return flavor.prepare(
-          { tags: groupTags(spec, hash, logicalId, this.o.clusterId), init: '', ...(logicalId === undefined ? {} : { logicalId }) },
-          { groupId: spec.id, configHash: hash, ...(logicalId === undefined ? {} : { logicalId }) },
-        );
-      }),
-    );
-    // Logical-id groups launch one at a time (each has its own identity); others in provider-sized batches.
-    const batches = logicalIds ? specs.map((s) => [s]) : chunks(specs, provider.maxBatch);
+    // Logical-id groups launch one at a time (each has its own identity); others in provider-sized batches. Each
+    // batch's instance specs are prepared when it goes, so memory follows the batches in flight, not the group.
+    const members = Array.from({ length: count }, (_, i) => logicalIds?.[i]);
+    const batches = (logicalIds ? members.map((l) => [l]) : chunks(members, provider.maxBatch)).map((ids, index) => ({ ids, index }));
     // The intent names this decision: a retry of it (same term, version, members seen, count so far) is
     // recognised by the provider; any later decision has another key, so no name or client token is reused.
     const seen = this.members.list.map((i) => i.id).sort().join(',');
     const decision = `${this.o.clusterId ?? ''}|${spec.id}|${hash}|${this.term}|${cfg.version.version}|${this.provisions}|${seen}`;
-    const results = await mapLimit(batches, this.o.concurrency, async (batch) => {
+    const results = await mapLimit(batches, this.o.concurrency, async ({ ids, index }) => {
+      const batch = await Promise.all(
+        ids.map((logicalId) =>
+          flavor.prepare(
+            { tags: groupTags(spec, hash, logicalId, this.o.clusterId), init: '', ...(logicalId === undefined ? {} : { logicalId }) },
+            { groupId: spec.id, configHash: hash, ...(logicalId === undefined ? {} : { logicalId }) },
+          ),
+        ),
+      );
       const key = batch.map((s) => s.logicalId ?? '').join(',');
-      const intent = createHash('sha256').update(`${decision}|${batches.indexOf(batch)}|${key}`).digest('hex').slice(0, 32);
+      const intent = createHash('sha256').update(`${decision}|${index}|${key}`).digest('hex').slice(0, 32);
       this.fence();
       const made = await provider.provision(batch, intent);
       this.members.launchedNow(made);
