@@ -34,7 +34,7 @@ export async function benchAws(): Promise<void> {
   const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
   try {
     const subnetIds = await createSubnets(moto.endpoint, 3);
-    const plugins: Plugins = { providers: new Map([['aws', awsProviderKind({ logger: silentLogger })]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
+    const plugins: Plugins = { providers: new Map([['aws', awsProviderKind({ logger: silentLogger, allow: { endpoints: [moto.endpoint] } })]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
     const properties = { region: 'us-east-1', endpoint: moto.endpoint, subnetIds, launch: { ImageId: 'ami-12345678', InstanceType: 't3.micro' } };
     const controller = new Controller({ plugins, logger: silentLogger, intervalMs: 3_600_000, busyMs: 3_600_000 });
     let version = 0;

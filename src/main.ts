@@ -5,10 +5,11 @@ import { Controller } from './group/controller.js';
 import { GroupService } from './group/service.js';
 import { retry } from './group/retry.js';
 import { Terms } from './group/term.js';
-import { validateSpec } from './group/spec.js';
+import { maxGroupSize, validateSpec } from './group/spec.js';
 import { createLogger } from './log.js';
 import { vanillaFlavorKind } from './flavors/vanilla.js';
 import { swarmFlavorKinds } from './flavors/swarm.js';
+import { parseAllowList, type OperatorAllow } from './providers/allow.js';
 import { awsProviderKind } from './providers/aws/index.js';
 import { dockerProviderKind } from './providers/docker/index.js';
 import { simulatorProviderKind } from './providers/simulator/index.js';
@@ -25,9 +26,41 @@ const SHUTDOWN_GRACE_MS = 30_000;
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
-/** `capstan serve`: runs until SIGTERM or SIGINT. Configured by DOCKER_HOST, CAPSTAN_LISTEN, CAPSTAN_TOKEN_FILE. */
+/** The largest group (size or logical ids) by default; CAPSTAN_MAX_GROUP_SIZE sets another. */
+export const DEFAULT_MAX_GROUP_SIZE = 1000;
+
+/** What the operator decides in the service's environment; read here only, and handed to what needs it. */
+export interface OperatorSettings {
+  readonly maxGroupSize: number;
+  readonly allow: OperatorAllow;
+  readonly simulator: boolean;
+}
+
+/** The operator's settings from the environment; throws on a value that is not what it should be. */
+export function operatorSettings(env: NodeJS.ProcessEnv = process.env): OperatorSettings {
+  const max = env.CAPSTAN_MAX_GROUP_SIZE?.trim();
+  if (max && !/^\d{1,9}$/.test(max)) throw new Error(`CAPSTAN_MAX_GROUP_SIZE=${max} is not a whole number`);
+  return {
+    maxGroupSize: max ? Number(max) : DEFAULT_MAX_GROUP_SIZE,
+    allow: { endpoints: parseAllowList(env.CAPSTAN_ALLOW_ENDPOINTS), privileged: env.CAPSTAN_ALLOW_PRIVILEGED === '1' },
+    simulator: env.CAPSTAN_ENABLE_SIMULATOR === '1',
+  };
+}
+
+/** The provider kinds specs may name: the simulator only when the operator enables it (tests, benchmarks). */
+export function providerKinds(settings: OperatorSettings, logger: ReturnType<typeof createLogger>): ProviderKind[] {
+  const { allow } = settings;
+  return [dockerProviderKind({ logger, allow }), awsProviderKind({ logger, allow }), ...(settings.simulator ? [simulatorProviderKind()] : [])];
+}
+
+/**
+ * `capstan serve`: runs until SIGTERM or SIGINT. Configured by DOCKER_HOST, CAPSTAN_LISTEN, CAPSTAN_TOKEN_FILE and
+ * the operator's settings (operatorSettings: CAPSTAN_MAX_GROUP_SIZE, CAPSTAN_ALLOW_ENDPOINTS, CAPSTAN_ALLOW_PRIVILEGED,
+ * CAPSTAN_ENABLE_SIMULATOR).
+ */
 export async function serve(): Promise<void> {
   const logger = createLogger();
+  const settings = operatorSettings();
   // Signal handlers first: a SIGTERM during start-up is honoured too.
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
@@ -38,9 +71,10 @@ export async function serve(): Promise<void> {
     process.once('SIGINT', shutdown);
   });
   const docker = createDocker();
-  const providers: ProviderKind[] = [dockerProviderKind({ logger }), awsProviderKind({ logger }), simulatorProviderKind()];
+  const providers = providerKinds(settings, logger);
   const flavors: FlavorKind[] = [vanillaFlavorKind, ...swarmFlavorKinds({ docker, logger })];
-  const plugins: Plugins = { providers: new Map(providers.map((p) => [p.name, p])), flavors: new Map(flavors.map((f) => [f.name, f])), checks: [autoscaleProblems] };
+  const checks = [autoscaleProblems, maxGroupSize(settings.maxGroupSize)];
+  const plugins: Plugins = { providers: new Map(providers.map((p) => [p.name, p])), flavors: new Map(flavors.map((f) => [f.name, f])), checks };
   const validate = (raw: unknown) => validateSpec(raw, plugins);
   const store = new SwarmSpecStore({ docker, parse: validate, logger });
   const leadership = new Leadership({ docker, logger });
@@ -95,7 +129,11 @@ export async function serve(): Promise<void> {
     ready: async () => terms.loading() === undefined && Boolean(await docker.ping().catch(() => false)) && leadership.status().leaderNodeId !== undefined,
   });
   await server.listen(listen);
-  logger.info({ event: 'serving', listen, version, node: nodeId }, `capstan ${version} listening on ${listen.host}:${listen.port}`);
+  const { maxGroupSize: largest, allow, simulator } = settings;
+  logger.info(
+    { event: 'serving', listen, version, node: nodeId, maxGroupSize: largest, allowEndpoints: allow.endpoints, allowPrivileged: allow.privileged, simulator },
+    `capstan ${version} listening on ${listen.host}:${listen.port}`,
+  );
   await leadership.start();
   await stopped;
   // Stop starting work; work in flight stops at its next write (fenced) and is given a bounded time to get there.

@@ -216,6 +216,7 @@ services:
   capstan:
     environment:
       CAPSTAN_LOG_LEVEL: \${CAPSTAN_LOG_LEVEL:-info}
+      CAPSTAN_ALLOW_ENDPOINTS: unix://$INFRA_SOCK_IN_SERVICE
     volumes:
       - type: bind
         source: $LAB/infra/sock

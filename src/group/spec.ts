@@ -56,7 +56,13 @@ function checkPlugin(
   const check = compile(kind.schema);
   const filled = structuredClone(properties);
   if (!check(filled)) return problemsOf(check.errors, `${at}/properties`);
-  return validate(filled).map((message) => ({ path: `${at}/properties`, message }));
+  return validate(filled).map((message) => (at === '/instance' ? located(`${at}/properties`, message) : { path: `${at}/properties`, message }));
+}
+
+/** A provider's message as a problem: one that starts with a path in the properties ("/engine: ...") is located there. */
+function located(at: string, message: string): Problem {
+  const m = /^(\/[^\s:]*): ([\s\S]*)$/.exec(message);
+  return m ? { path: m[1] === '/' ? at : at + m[1], message: m[2]! } : { path: at, message };
 }
 
 /** A provider's or flavor's properties with its schema's defaults filled in, for `create`; never mutates. */
@@ -83,13 +89,13 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
 
   const { min, max } = spec.bounds ?? {};
   const size = desiredSize(spec);
-  if (min !== undefined && max !== undefined && min > max) problems.push({ path: '/bounds', message: `min ${min} is above max ${max}` });
   const outside = new Set<Problem>();
   const outsideBounds = (message: string) => {
     const problem = { path: '/allocation', message };
     outside.add(problem);
     problems.push(problem);
   };
+  if (min !== undefined && max !== undefined && min > max) problems.push({ path: '/bounds', message: `min ${min} is above max ${max}` });
   if (min !== undefined && size < min) outsideBounds(`size ${size} is below bounds.min ${min}`);
   if (max !== undefined && size > max) outsideBounds(`size ${size} is above bounds.max ${max}`);
   if (resolveQuantity(spec.update.maxUnavailable, size, 'down') === 0 && resolveQuantity(spec.update.maxSurge, size, 'up') === 0 && size > 0) {
@@ -102,4 +108,17 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   }
   if (problems.length) throw new InvalidError('invalid group spec', problems);
   return spec;
+}
+
+/**
+ * A whole-spec check (Plugins.checks) of the operator's largest group: a size, or a number of logical ids, above
+ * `max` is refused at `/allocation`. Set by the composition root (CAPSTAN_MAX_GROUP_SIZE); a stored version over it
+ * is a store problem, never loaded.
+ */
+export function maxGroupSize(max: number): (spec: GroupSpec) => Problem[] {
+  if (!Number.isInteger(max) || max < 0) throw new RangeError(`the largest group size must be an integer >= 0, not ${max}`);
+  return (spec) => {
+    const size = desiredSize(spec);
+    return size > max ? [{ path: '/allocation', message: `size ${size} is above the largest group this service manages, ${max} (CAPSTAN_MAX_GROUP_SIZE)` }] : [];
+  };
 }

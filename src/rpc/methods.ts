@@ -46,6 +46,16 @@ function validateIn(validate: (raw: unknown) => GroupSpec, raw: unknown, prefix:
   }
 }
 
+/** A new size the spec's validation refuses (above the operator's largest group) is located at the params' own key. */
+async function resizing<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof InvalidError) throw new InvalidError(error.message, error.problems.map((p) => (p.path === '/allocation' ? { path: `/${key}`, message: p.message } : p)));
+    throw error;
+  }
+}
+
 /** The group.* JSON-RPC methods: params already checked by their schemas, mapped onto the group service. */
 export function groupMethods({ service, store, controller, validate, autoscaler }: GroupMethodsDeps): Map<string, Method> {
   // A status object stands for one controller pass, so its (large) instance list is serialized once per pass.
@@ -96,9 +106,9 @@ export function groupMethods({ service, store, controller, validate, autoscaler 
       });
     },
 
-    'group.scale': async (p: { id: string; size: number }) => resized(await service.scale(p.id, p.size)),
-    'group.scaleUp': async (p: { id: string; count?: number }) => resized(await service.scaleUp(p.id, p.count)),
-    'group.scaleDown': async (p: { id: string; count?: number }) => resized(await service.scaleDown(p.id, p.count)),
+    'group.scale': async (p: { id: string; size: number }) => resized(await resizing('size', () => service.scale(p.id, p.size))),
+    'group.scaleUp': async (p: { id: string; count?: number }) => resized(await resizing('count', () => service.scaleUp(p.id, p.count))),
+    'group.scaleDown': async (p: { id: string; count?: number }) => resized(await resizing('count', () => service.scaleDown(p.id, p.count))),
 
     async 'group.destroyInstances'(p: { id: string; instanceIds: string[] }) {
       const r = await service.destroyInstances(p.id, p.instanceIds);

@@ -151,7 +151,7 @@ t.test('pending task -> one machine -> task runs -> task gone -> the idle worker
 
 t.test('wired as in src/main.ts: store commits through the group methods, the controller provisions and destroys', async (t) => {
   const plugins: Plugins = {
-    providers: new Map([['docker', dockerProviderKind({ logger: silentLogger })]]),
+    providers: new Map([['docker', dockerProviderKind({ logger: silentLogger, allow: { endpoints: [engineHost()] } })]]),
     flavors: new Map(swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 }).map((f) => [f.name, f])),
   };
   const validate = (raw: unknown) => validateSpec(raw, plugins);

@@ -37,10 +37,10 @@ t.teardown(async () => {
   await moto.stop();
 });
 
-const dockerKind = dockerProviderKind({ logger: silentLogger });
+const dockerKind = dockerProviderKind({ logger: silentLogger, allow: { endpoints: [host] } });
 const plugins: Plugins = {
   providers: new Map([
-    ['aws', awsProviderKind({ logger: silentLogger })],
+    ['aws', awsProviderKind({ logger: silentLogger, allow: { endpoints: [moto.endpoint] } })],
     ['docker', dockerKind],
   ]),
   flavors: new Map([['vanilla', vanillaFlavorKind]]),

@@ -27,7 +27,7 @@ const writes: Write[] = [];
 const record = (op: string) => writes.push({ op, at: Date.now() });
 
 /** The docker provider, one machine per call, its writes recorded. */
-const inner = dockerProviderKind({ logger: silentLogger, maxBatch: 1, concurrency: 1 });
+const inner = dockerProviderKind({ logger: silentLogger, maxBatch: 1, concurrency: 1, allow: { endpoints: [engineHost()] } });
 const provider: ProviderKind = {
   ...inner,
   create(properties) {

@@ -39,7 +39,8 @@ t.test('without a cluster id every instance of the group is its own', async (t) 
 // in canonical JSON, or a default written into the spec) replaces every machine of every fleet on upgrade.
 t.test('config hashes of the example specs are stable across releases', async (t) => {
   const plugins: Plugins = {
-    providers: new Map([['docker', dockerProviderKind({ logger: silentLogger })]]),
+    // The examples name the lab's infrastructure engine, which the lab's operator allows (swarm/lab.sh).
+    providers: new Map([['docker', dockerProviderKind({ logger: silentLogger, allow: { endpoints: ['unix:///run/capstan-infra/docker.sock'] } })]]),
     flavors: new Map([['vanilla', vanillaFlavorKind], ...swarmFlavorKinds({ docker: {} as never, logger: silentLogger }).map((f) => [f.name, f] as const)]),
   };
   const hashOf = (file: string) => configHash(validateSpec(JSON.parse(readFileSync(new URL(`../../swarm/examples/${file}`, import.meta.url), 'utf8')), plugins));

@@ -19,7 +19,7 @@ await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
 const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
 
 const writes: string[] = [];
-const real = dockerProviderKind({ logger: silentLogger });
+const real = dockerProviderKind({ logger: silentLogger, allow: { endpoints: [engineHost()] } });
 const recorded: ProviderKind = {
   ...real,
   create(properties) {

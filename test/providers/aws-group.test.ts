@@ -13,7 +13,7 @@ useFakeCredentials();
 const moto = await startMoto();
 t.teardown(() => moto.stop());
 
-const plugins: Plugins = { providers: new Map([['aws', awsProviderKind({ logger: silentLogger })]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
+const plugins: Plugins = { providers: new Map([['aws', awsProviderKind({ logger: silentLogger, allow: { endpoints: [moto.endpoint] } })]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
 const subnetIds = await createSubnets(moto.endpoint, 2);
 
 const spec = (size: number, instanceType: string) =>

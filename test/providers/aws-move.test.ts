@@ -16,7 +16,7 @@ useFakeCredentials();
 const moto = await startMoto();
 t.teardown(() => moto.stop());
 
-const plugins: Plugins = { providers: new Map([['aws', awsProviderKind({ logger: silentLogger })]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
+const plugins: Plugins = { providers: new Map([['aws', awsProviderKind({ logger: silentLogger, allow: { endpoints: [moto.endpoint] } })]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
 const validate = (raw: unknown) => validateSpec(raw, plugins);
 const subnets: Record<string, string[]> = { 'us-east-1': await createSubnets(moto.endpoint, 1), 'eu-west-1': await createSubnets(moto.endpoint, 1, 'eu-west-1') };
 const spec = (region: string) =>

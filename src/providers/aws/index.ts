@@ -13,8 +13,9 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import { createLogger, type Logger } from '../../log.js';
 import type { ProviderKind } from '../../spi/instance.js';
 import { createEc2Client } from './ec2.js';
+import type { OperatorAllow } from '../allow.js';
 import { reportingFailures } from '../failures.js';
-import { awsSchema, extraChecks, parseProperties } from './properties.js';
+import { awsSchema, extraChecks, operatorProblems, parseProperties } from './properties.js';
 import { AwsInstanceProvider } from './provider.js';
 import { sharedEc2RateLimit, type RateLimit } from './rate-limit.js';
 
@@ -32,6 +33,8 @@ export interface AwsProviderKindOptions {
   readonly maxBatch?: number;
   /** DescribeInstances page size, 5 to 1000 (default 1000). */
   readonly pageSize?: number;
+  /** Endpoints beyond AWS's own the operator allows; none by default. */
+  readonly allow?: OperatorAllow;
 }
 
 export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderKind {
@@ -41,12 +44,13 @@ export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderK
   const pageSize = options.pageSize ?? 1000;
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, not ${maxBatch}`);
   if (!Number.isInteger(pageSize) || pageSize < 5 || pageSize > 1000) throw new RangeError(`pageSize must be 5 to 1000 (EC2's MaxResults), not ${pageSize}`);
-  // One client per endpoint, shared by groups, so the SDK's adaptive retry sees all their throttles.
+  // One client per region and endpoint, shared by groups, so the SDK's adaptive retry sees all their throttles
+  // (a bounded set: regions, times the endpoints the operator allows).
   const clients = new Map<string, EC2Client>();
   return {
     name: 'aws',
     schema: awsSchema,
-    validate: extraChecks,
+    validate: (properties: unknown) => [...extraChecks(properties), ...operatorProblems(properties, options.allow)],
     create(raw: unknown) {
       const properties = parseProperties(raw);
       const key = `${properties.region} ${properties.endpoint ?? ''}`;

@@ -2,6 +2,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import type { RunInstancesCommandInput } from '@aws-sdk/client-ec2';
 import { readSchema } from '../../package.js';
+import { endpointAllowed, type OperatorAllow } from '../allow.js';
 
 /** RunInstances fields Capstan sets itself; the schema refuses them in `launch`. */
 export type CapstanOwned =
@@ -41,6 +42,16 @@ export function extraChecks(properties: unknown): string[] {
   if (typeof endpoint === 'string' && !URL.canParse(endpoint)) problems.push(`/endpoint: not a URL: ${endpoint}`);
   if (launch && launch.ImageId === undefined && launch.LaunchTemplate === undefined) problems.push('/launch: needs ImageId or a LaunchTemplate');
   return problems;
+}
+
+/**
+ * What the operator must allow (see ../allow.ts): an `endpoint` at all. Capstan signs its requests with the
+ * process's AWS credentials, so by default they go to AWS's own endpoints only. Messages name JSON paths.
+ */
+export function operatorProblems(properties: unknown, allow: OperatorAllow = {}): string[] {
+  const { endpoint } = (properties ?? {}) as { endpoint?: unknown };
+  if (typeof endpoint !== 'string' || !URL.canParse(endpoint) || endpointAllowed(endpoint, allow)) return [];
+  return [`/endpoint: endpoint ${endpoint} is not allowed: only AWS's own endpoints (no endpoint), or one under a URL prefix the operator lists in CAPSTAN_ALLOW_ENDPOINTS`];
 }
 
 export function parseProperties(properties: unknown): AwsProperties {

@@ -4,8 +4,9 @@ import { createLogger, type Logger } from '../../log.js';
 import type { ProviderKind } from '../../spi/instance.js';
 import { createDocker } from '../../docker.js';
 import { MachineNames } from './names.js';
+import type { OperatorAllow } from '../allow.js';
 import { reportingFailures } from '../failures.js';
-import { checkProperties, dockerSchema, machineConfig } from './properties.js';
+import { checkProperties, dockerSchema, machineConfig, operatorProblems } from './properties.js';
 import { DockerInstanceProvider } from './provider.js';
 
 export { machineName, MachineNames } from './names.js';
@@ -20,16 +21,21 @@ export interface DockerProviderKindOptions {
   readonly concurrency?: number;
   /** Per Docker call (default 15 s). */
   readonly timeoutMs?: number;
+  /** Engines beyond the local socket, and privileged machines, the operator allows; none by default. */
+  readonly allow?: OperatorAllow;
 }
 
 export function dockerProviderKind(options: DockerProviderKindOptions = {}): ProviderKind {
   const logger = (options.logger ?? createLogger()).child({ provider: 'docker' });
-  // One client and one set of given names per engine, shared by the groups that use it.
+  // One client and one set of given names per engine, shared by the groups that use it (at most one per allowed engine).
   const clients = new Map<string, { docker: Docker; names: MachineNames }>();
   return {
     name: 'docker',
     schema: dockerSchema,
-    validate: checkProperties,
+    validate(properties: unknown) {
+      const problems = checkProperties(properties);
+      return problems.length ? problems : operatorProblems(properties, options.allow);
+    },
     create(properties: unknown) {
       const machine = machineConfig(properties);
       const key = machine.engine ?? '';

@@ -1,6 +1,7 @@
 /** The docker provider's `instance.properties`: their type, schema (schemas/docker.json), checks and defaults. */
 import { Ajv, type ErrorObject } from 'ajv';
 import { readSchema } from '../../package.js';
+import { engineAllowed, type OperatorAllow } from '../allow.js';
 
 export interface DockerProperties {
   readonly engine?: string;
@@ -54,6 +55,43 @@ export function checkProperties(properties: unknown): string[] {
   // Docker's own floor, which the schema can only say for the integer form.
   if (memory !== undefined && bytes(memory) < MIN_MEMORY) return [`/memory: less than Docker's minimum of 6m`];
   return [];
+}
+
+/** A capability's name as Docker compares them: upper case, without the CAP_ prefix. */
+const capName = (c: string): string => c.toUpperCase().replace(/^CAP_/, '');
+
+/** Whether a machine made with these capAdd and capDrop gets capability `cap` (Docker's TweakCapabilities). */
+function grants(cap: string, capAdd: readonly string[], capDrop: readonly string[]): boolean {
+  const add = capAdd.map(capName);
+  const drop = capDrop.map(capName);
+  if (add.includes('ALL')) return !drop.includes(cap);
+  // Docker's own default set has no capability the defaults here drop, so only an explicit add grants one.
+  return add.includes(cap);
+}
+
+/**
+ * What the operator must allow (see ../allow.ts): an engine other than the local socket, privileged machines, the
+ * host's network (or another container's), capabilities the default machine does not have. Messages name JSON paths.
+ */
+export function operatorProblems(properties: unknown, allow: OperatorAllow = {}): string[] {
+  const p = (properties ?? {}) as DockerProperties;
+  const problems: string[] = [];
+  if (p.engine !== undefined && !engineAllowed(p.engine, allow)) {
+    problems.push(`/engine: engine ${p.engine} is not allowed: only the local Docker socket, or an engine the operator lists in CAPSTAN_ALLOW_ENDPOINTS`);
+  }
+  if (allow.privileged) return problems;
+  const needs = 'needs the operator to allow privileged machines (CAPSTAN_ALLOW_PRIVILEGED=1)';
+  if (p.privileged === true) problems.push(`/privileged: ${needs}`);
+  if (p.network === 'host' || p.network?.startsWith('container:')) problems.push(`/network: "${p.network}" shares a network namespace with the engine's host or a container: ${needs}`);
+  if (p.privileged !== true) {
+    const capAdd = p.capAdd ?? UNPRIVILEGED.capAdd;
+    const capDrop = p.capDrop ?? UNPRIVILEGED.capDrop;
+    const extra = UNPRIVILEGED.capDrop.map(capName).filter((cap) => grants(cap, capAdd, capDrop));
+    // With ALL added, the drop list is what falls short; otherwise the add list names the capability.
+    const at = capAdd.map(capName).includes('ALL') ? 'capDrop' : 'capAdd';
+    if (extra.length) problems.push(`/${at}: grants ${extra.join(', ')}, beyond the default machine's capabilities: ${needs}`);
+  }
+  return problems;
 }
 
 export function machineConfig(properties: unknown): MachineConfig {
