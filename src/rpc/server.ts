@@ -1,6 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { JSONRPCErrorCode, JSONRPCServer, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
-import { CapstanError } from '../errors.js';
+import { JSONRPCErrorCode, JSONRPCServer, type JSONRPCID, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
+import { CapstanError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { registry } from '../metrics.js';
 import { packageVersion } from '../package.js';
@@ -58,6 +58,16 @@ export interface RpcServerOptions {
   readonly bodyLimit?: number;
   /** Most calls in one batch; default 100. */
   readonly maxBatch?: number;
+  /**
+   * Most bytes of answers one batch gets (default 4 MiB; 64 KiB for a caller without the token, who can only ask
+   * rpc.discover and manager.status): once over, the call that went over and the rest are answered tooLarge.
+   */
+  readonly maxBatchResponseBytes?: number;
+  readonly maxOpenBatchResponseBytes?: number;
+  /** Time to receive a whole request, headers and body (default 30 s; headers alone 10 s at most). */
+  readonly requestTimeoutMs?: number;
+  /** How long a kept-alive connection may sit idle between requests (default 5 s). */
+  readonly idleTimeoutMs?: number;
   /** Reported by manager.status and rpc.discover; default package.json's version. */
   readonly version?: string;
 }
@@ -77,6 +87,12 @@ interface CallContext {
   readonly forwarded: boolean;
 }
 
+/** manager.status for a caller without the token: leadership and version only. */
+function publicStatus(lead: LeadershipStatus, version: string): object {
+  const { nodeId, leading, leaderNodeId, leaderAddr, since } = lead;
+  return { nodeId, leading, leaderNodeId, leaderAddr, since, version };
+}
+
 const readyTimeoutMs = 2000;
 const json = 'application/json; charset=utf-8';
 
@@ -88,6 +104,10 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
   const logger = options.logger ?? createLogger('capstan-rpc');
   const bodyLimit = options.bodyLimit ?? 1024 * 1024;
   const maxBatch = options.maxBatch ?? 100;
+  const maxBatchResponseBytes = options.maxBatchResponseBytes ?? 4 * 1024 * 1024;
+  const maxOpenBatchResponseBytes = options.maxOpenBatchResponseBytes ?? 64 * 1024;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 5_000;
   const version = options.version ?? packageVersion;
   const forwardPort = options.forwardPort ?? parseListen().port;
   // Covers group.destroyInstances, which waits up to 75 s for a drain: a forwarded call gets the leader's own answer.
@@ -102,22 +122,25 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
 
   const discover = openRpcDocument(version);
   const discoverJson = new RawJson(JSON.stringify(discover));
-  const local = new Map<string, Method>([
+  const local = new Map<string, (params: unknown, ctx: CallContext) => Promise<unknown>>([
     ['rpc.discover', async () => discoverJson],
     [
       'manager.status',
-      async () => {
+      async (_params, ctx) => {
+        const lead = leadership.status();
+        // Without the token: who leads, and the version; nothing about groups, the store or errors.
+        if (!ctx.authorized) return publicStatus(lead, version);
         const storeProblems = options.storeProblems?.() ?? [];
         const loading = options.loading?.();
-        return { ...leadership.status(), uptimeSeconds: Math.round(process.uptime()), version, ...(loading ? { loading } : {}), ...(storeProblems.length ? { storeProblems } : {}) };
+        return { ...lead, uptimeSeconds: Math.round(process.uptime()), version, ...(loading ? { loading } : {}), ...(storeProblems.length ? { storeProblems } : {}) };
       },
     ],
   ]);
   const service = options.service ?? new GroupService({ ...options, logger });
-  const methods = new Map([...(options.groups ?? groupMethods({ ...options, service })), ...local]);
+  const methods = new Map<string, (params: unknown, ctx: CallContext) => Promise<unknown>>([...(options.groups ?? groupMethods({ ...options, service })), ...local]);
 
   const rpc = new JSONRPCServer<CallContext>({ errorListener: () => undefined });
-  for (const [name, method] of methods) rpc.addMethod(name, (params) => method(params));
+  for (const [name, method] of methods) rpc.addMethod(name, (params, ctx) => method(params, ctx));
   rpc.mapErrorToJSONRPCErrorResponse = (id, error) => {
     const e = toRpcError(error);
     if (e.unexpected) logger.error({ err: error }, 'a method failed unexpectedly');
@@ -163,16 +186,47 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
     }
     if (payload.length === 0) return serializeResponse(errorResponse(null, JSONRPCErrorCode.InvalidRequest, 'Invalid Request'));
     if (payload.length > maxBatch) return serializeResponse(tooLarge(`a batch holds at most ${maxBatch} calls`));
+    const limit = ctx.authorized ? maxBatchResponseBytes : maxOpenBatchResponseBytes;
     const out: string[] = [];
+    let bytes = 0;
+    let full = false;
     for (const entry of payload) {
+      if (full) {
+        // Not run: answered tooLarge (a notification gets nothing, as ever).
+        const request = checkEnvelope(entry);
+        if (isErrorResponse(request)) out.push(serializeResponse(request));
+        else if (request.id !== undefined) {
+          rpcCalls.inc({ method: methodSchemas.has(request.method as never) ? request.method : 'unknown', outcome: String(ErrorCode.tooLarge) });
+          out.push(serializeResponse(errorResponse(request.id, ErrorCode.tooLarge, `not run: this batch's answers reached ${limit} bytes`, { limit, ran: false })));
+        }
+        continue;
+      }
       const response = await one(entry, ctx);
-      if (response) out.push(serializeResponse(response));
+      if (!response) continue;
+      const text = serializeResponse(response);
+      bytes += Buffer.byteLength(text);
+      if (bytes <= limit) {
+        out.push(text);
+        continue;
+      }
+      full = true;
+      const id = response instanceof RawResponse ? (entry as { id: JSONRPCID }).id : response.id;
+      out.push(serializeResponse(errorResponse(id, ErrorCode.tooLarge, `answer dropped: this batch's answers would exceed ${limit} bytes (the call ran)`, { limit, ran: true })));
     }
     return out.length ? `[${out.join(',')}]` : undefined;
   }
 
   // Fastify's own logger stays off: it would log request headers, and with them the token.
-  const app = Fastify({ logger: false, bodyLimit });
+  // Bounded time for everything a client controls: receiving a request (headers first), sitting idle between
+  // requests, and silence on the socket (longer than the longest call: a forward waits up to forwardTimeoutMs).
+  const app = Fastify({
+    logger: false,
+    bodyLimit,
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: idleTimeoutMs,
+    connectionTimeout: forwardTimeoutMs + 30_000,
+    http: { headersTimeout: Math.min(10_000, requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) },
+  });
   app.removeAllContentTypeParsers();
   // Any content type: JSON-RPC clients disagree on it, and the body is parsed (or refused) as JSON-RPC anyway.
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));

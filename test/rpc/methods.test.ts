@@ -277,14 +277,15 @@ t.test('a conflicting commit from elsewhere surfaces as conflict', async (t) => 
 
 t.test('manager.status and rpc.discover answer without a token', async (t) => {
   const h = await startServer(t);
-  const status = (await h.call('manager.status', undefined, null)).result;
+  const status = (await h.call('manager.status')).result;
   t.match(status, { nodeId: 'node-a', leading: true, leaderNodeId: 'node-a', leaderAddr: '127.0.0.1', version: '0.1.0' });
   t.type(status.uptimeSeconds, 'number');
+  t.same(Object.keys((await h.call('manager.status', undefined, null)).result).sort(), ['leaderAddr', 'leaderNodeId', 'leading', 'nodeId', 'since', 'version'], 'without the token: leadership and version');
 
   t.notOk('storeProblems' in status, 'no store problems, no field');
   const bad = { id: 'web', version: 4, config: 'capstan.group.web.v4', configId: 'x1', message: 'not JSON' };
   const withProblem = await startServer(t, { storeProblems: () => [bad] });
-  t.same((await withProblem.call('manager.status', undefined, null)).result.storeProblems, [bad], 'a corrupt stored spec is reported');
+  t.same((await withProblem.call('manager.status')).result.storeProblems, [bad], 'a corrupt stored spec is reported');
 
   const doc = (await h.call('rpc.discover', {}, null)).result;
   t.equal(doc.openrpc, '1.2.6');
