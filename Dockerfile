@@ -38,8 +38,9 @@ COPY --from=build /app/dist/src dist/src
 # service as root (see there why the socket's group is not used instead).
 USER node
 EXPOSE 8640
-# No curl in the slim image: node itself asks /healthz. The port follows CAPSTAN_LISTEN.
+# No curl in the slim image: node itself asks /healthz. The port follows CAPSTAN_LISTEN; HTTPS when
+# CAPSTAN_TLS_CERT_FILE is set (over loopback, without checking the certificate).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "const p=(process.env.CAPSTAN_LISTEN||'').split(':').pop()||'8640';fetch('http://127.0.0.1:'+p+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const p=(process.env.CAPSTAN_LISTEN||'').split(':').pop()||'8640';const s=process.env.CAPSTAN_TLS_CERT_FILE?'https':'http';require(s).get(s+'://127.0.0.1:'+p+'/healthz',{rejectUnauthorized:false,timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 ENTRYPOINT ["node", "dist/src/cli/main.js"]
 CMD ["serve"]

@@ -1,5 +1,6 @@
 // The composition root: the one place that wires Docker, leadership, the spec store, the plugins, the controller
 // and the API together. Everything else receives what it needs.
+import { readFileSync } from 'node:fs';
 import { Autoscaler, autoscaleProblems } from './autoscale/index.js';
 import { Controller } from './group/controller.js';
 import { GroupService } from './group/service.js';
@@ -47,6 +48,17 @@ export function operatorSettings(env: NodeJS.ProcessEnv = process.env): Operator
   };
 }
 
+/**
+ * HTTPS for the API: certificate and key files (Docker secrets) from CAPSTAN_TLS_CERT_FILE and CAPSTAN_TLS_KEY_FILE,
+ * both or neither; undefined serves plain HTTP.
+ */
+export function tlsSettings(env: NodeJS.ProcessEnv = process.env): { cert: Buffer; key: Buffer } | undefined {
+  const { CAPSTAN_TLS_CERT_FILE: certFile, CAPSTAN_TLS_KEY_FILE: keyFile } = env;
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new Error('HTTPS needs both CAPSTAN_TLS_CERT_FILE and CAPSTAN_TLS_KEY_FILE');
+  return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+}
+
 /** The provider kinds specs may name: the simulator only when the operator enables it (tests, benchmarks). */
 export function providerKinds(settings: OperatorSettings, logger: ReturnType<typeof createLogger>): ProviderKind[] {
   const { allow } = settings;
@@ -54,13 +66,15 @@ export function providerKinds(settings: OperatorSettings, logger: ReturnType<typ
 }
 
 /**
- * `capstan serve`: runs until SIGTERM or SIGINT. Configured by DOCKER_HOST, CAPSTAN_LISTEN, CAPSTAN_TOKEN_FILE and
+ * `capstan serve`: runs until SIGTERM or SIGINT. Configured by DOCKER_HOST, CAPSTAN_LISTEN, CAPSTAN_TOKEN_FILE,
+ * CAPSTAN_TLS_CERT_FILE and CAPSTAN_TLS_KEY_FILE (tlsSettings) and
  * the operator's settings (operatorSettings: CAPSTAN_MAX_GROUP_SIZE, CAPSTAN_ALLOW_ENDPOINTS, CAPSTAN_ALLOW_PRIVILEGED,
  * CAPSTAN_ENABLE_SIMULATOR).
  */
 export async function serve(): Promise<void> {
   const logger = createLogger();
   const settings = operatorSettings();
+  const tls = tlsSettings();
   // Signal handlers first: a SIGTERM during start-up is honoured too.
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
@@ -126,13 +140,14 @@ export async function serve(): Promise<void> {
     leadership,
     logger,
     version,
+    ...(tls ? { tls } : {}),
     ready: async () => terms.loading() === undefined && Boolean(await docker.ping().catch(() => false)) && leadership.status().leaderNodeId !== undefined,
   });
   await server.listen(listen);
   const { maxGroupSize: largest, allow, simulator } = settings;
   logger.info(
-    { event: 'serving', listen, version, node: nodeId, maxGroupSize: largest, allowEndpoints: allow.endpoints, allowPrivileged: allow.privileged, simulator },
-    `capstan ${version} listening on ${listen.host}:${listen.port}`,
+    { event: 'serving', listen, tls: tls !== undefined, version, node: nodeId, maxGroupSize: largest, allowEndpoints: allow.endpoints, allowPrivileged: allow.privileged, simulator },
+    `capstan ${version} listening on ${tls ? 'https' : 'http'}://${listen.host}:${listen.port}`,
   );
   await leadership.start();
   await stopped;

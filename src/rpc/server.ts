@@ -68,6 +68,11 @@ export interface RpcServerOptions {
   readonly requestTimeoutMs?: number;
   /** How long a kept-alive connection may sit idle between requests (default 5 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Serve HTTPS with this certificate and key (PEM). Every replica must serve the same certificate: a replica forwards
+   * to the leader over HTTPS and sends nothing unless the leader presents exactly it.
+   */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Reported by manager.status and rpc.discover; default package.json's version. */
   readonly version?: string;
 }
@@ -156,7 +161,8 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
     const lead = leadership.status();
     if (lead.leading) return next(checked, ctx);
     if (ctx.forwarded || !lead.leaderAddr) throw new CapstanError('noLeader', 'no replica leads right now; retry shortly', { leaderNodeId: lead.leaderNodeId });
-    const target = { url: leaderUrl(lead.leaderAddr, forwardPort), nodeId: lead.leaderNodeId, timeoutMs: forwardTimeoutMs, from: lead.nodeId };
+    const scheme = options.tls ? 'https' : 'http';
+    const target = { url: leaderUrl(lead.leaderAddr, forwardPort, scheme), nodeId: lead.leaderNodeId, timeoutMs: forwardTimeoutMs, from: lead.nodeId, pinnedCert: options.tls?.cert };
     return (await forwardCall(request, target, ctx.authorization)) as unknown as JSONRPCResponse | null;
   });
 
@@ -219,14 +225,11 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
   // Fastify's own logger stays off: it would log request headers, and with them the token.
   // Bounded time for everything a client controls: receiving a request (headers first), sitting idle between
   // requests, and silence on the socket (longer than the longest call: a forward waits up to forwardTimeoutMs).
-  const app = Fastify({
-    logger: false,
-    bodyLimit,
-    requestTimeout: requestTimeoutMs,
-    keepAliveTimeout: idleTimeoutMs,
-    connectionTimeout: forwardTimeoutMs + 30_000,
-    http: { headersTimeout: Math.min(10_000, requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) },
-  });
+  const common = { logger: false, bodyLimit, requestTimeout: requestTimeoutMs, keepAliveTimeout: idleTimeoutMs, connectionTimeout: forwardTimeoutMs + 30_000 } as const;
+  const server = { headersTimeout: Math.min(10_000, requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) };
+  const { tls } = options;
+  // One API either way; only the listener differs.
+  const app = (tls ? Fastify({ ...common, https: { ...server, cert: tls.cert, key: tls.key } }) : Fastify({ ...common, http: server })) as unknown as FastifyInstance;
   app.removeAllContentTypeParsers();
   // Any content type: JSON-RPC clients disagree on it, and the body is parsed (or refused) as JSON-RPC anyway.
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
