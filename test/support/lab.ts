@@ -2,7 +2,7 @@
 // subnet, so that it cannot collide with a developer's lab (default /tmp/capstan-lab, prefix clab, 10.77/16).
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
@@ -32,6 +32,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 /** What the tests read of a Swarm node (GET /nodes). */
 export interface LabNode {
   ID: string;
+  CreatedAt?: string;
   Spec: { Role: string; Availability: string };
   Description?: { Hostname?: string; Engine?: { Labels?: Record<string, string> } };
   Status: { State: string; Addr?: string };
@@ -42,6 +43,30 @@ export interface Machine {
   id: string;
   state: string;
   labels: Record<string, string>;
+  /** Creation time, epoch ms (the docker provider's launchedAt). */
+  created: number;
+}
+
+/** One line of a Capstan replica's pino log, with where it came from. */
+export interface LogEvent {
+  readonly node: string;
+  readonly container: string;
+  readonly time?: number;
+  readonly event?: string;
+  readonly msg?: string;
+  readonly [key: string]: unknown;
+}
+
+/** The lines of a non-TTY container log: frames of an 8-byte header (stream, 0, 0, 0, size uint32 BE) and payload. */
+export function demuxLog(buf: Buffer): string[] {
+  const chunks: Buffer[] = [];
+  let at = 0;
+  while (at + 8 <= buf.length) {
+    const size = buf.readUInt32BE(at + 4);
+    chunks.push(buf.subarray(at + 8, at + 8 + size));
+    at += 8 + size;
+  }
+  return Buffer.concat(chunks).toString('utf8').split('\n');
 }
 
 export class RpcError extends Error {
@@ -59,9 +84,20 @@ export class Lab {
   readonly prefix: string;
   readonly net: string;
   readonly managers: string[];
+  /** Managers whose dockerd this lab killed and did not start again. */
+  readonly killed = new Set<string>();
+  private preferred: string | undefined;
   private readonly clients = new Map<string, Docker>();
 
-  private constructor(readonly size: number) {
+  private constructor(
+    readonly size: number,
+    at?: { dir: string; prefix: string; net: string },
+  ) {
+    this.managers = Array.from({ length: size }, (_, k) => `n${k + 1}`);
+    if (at) {
+      ({ dir: this.dir, prefix: this.prefix, net: this.net } = at);
+      return;
+    }
     const id = randomBytes(3).toString('hex');
     this.dir = `/tmp/capstan-e2e-${id}`;
     this.prefix = `e${id}`;
@@ -71,7 +107,21 @@ export class Lab {
     const x = Array.from({ length: 100 }, (_, k) => 100 + ((start + k) % 100)).find((k) => !routes.includes(`10.${k}.`));
     if (x === undefined) throw new Error('no free 10.100-199.0.0/16 for a lab');
     this.net = `10.${x}`;
-    this.managers = Array.from({ length: size }, (_, k) => `n${k + 1}`);
+  }
+
+  /**
+   * A lab that is already up (`swarm/lab.sh up` with LAB=dir), for iterating on scenarios without waiting for a
+   * new lab each run; the caller neither owns nor tears it down.
+   */
+  static attach(dir: string): Lab {
+    const env = Object.fromEntries(
+      readFileSync(`${dir}/lab.env`, 'utf8')
+        .split('\n')
+        .map((l) => /^(\w+)=(.*)$/.exec(l))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => [m[1]!, m[2]!.replace(/^'(.*)'$/, '$1')]),
+    );
+    return new Lab(Number(env.LAB_MANAGERS ?? 3), { dir, prefix: env.LAB_PREFIX ?? 'clab', net: env.LAB_NET ?? '10.77' });
   }
 
   /** Brings up a lab of `managers` managers with Capstan deployed; tears it down again if that fails. */
@@ -147,13 +197,18 @@ export class Lab {
     return body.result as T;
   }
 
-  /** The first answer among the given nodes (default: every manager); for calls any replica forwards. */
-  async rpcAny<T = any>(method: string, params?: unknown, nodes = this.managers): Promise<T> {
+  /**
+   * The first answer among the given nodes (default: the managers that are up); for calls any replica forwards.
+   * An error answer is an answer and is thrown at once (a retry elsewhere could hide it), except `no leader`
+   * (-32005, an election); an unreachable replica is skipped.
+   */
+  async rpcAny<T = any>(method: string, params?: unknown, nodes = this.alive()): Promise<T> {
     let last: unknown;
     for (const n of nodes) {
       try {
         return await this.rpc<T>(method, params, n, 10_000);
       } catch (error) {
+        if (error instanceof RpcError && error.code !== -32005) throw error;
         last = error;
       }
     }
@@ -176,32 +231,84 @@ export class Lab {
     return sum;
   }
 
-  /** GET /nodes from the first of `from` (default: every manager) that answers. */
-  async nodes(from = this.managers): Promise<LabNode[]> {
-    let last: unknown;
-    for (const n of from) {
-      try {
-        return (await this.docker(n).listNodes()) as LabNode[];
-      } catch (error) {
-        last = error;
-      }
-    }
-    throw last instanceof Error ? last : new Error(String(last));
+  /**
+   * GET /nodes, hedged: asks the manager that answered last first, and each further one of `from` (default: the
+   * managers that are up) 400 ms later while none has answered; the first answer wins. A manager whose dockerd just
+   * restarted can block for the whole 5 s timeout, which would leave a gap in a watcher's samples.
+   */
+  async nodes(from = this.alive()): Promise<LabNode[]> {
+    const order = this.preferred && from.includes(this.preferred) ? [this.preferred, ...from.filter((n) => n !== this.preferred)] : from;
+    if (!order.length) throw new Error('no manager to ask');
+    return new Promise<LabNode[]>((resolve, reject) => {
+      let done = false;
+      let failed = 0;
+      const ask = (n: string) => {
+        if (done) return;
+        this.docker(n)
+          .listNodes()
+          .then(
+            (nodes) => {
+              if (done) return;
+              done = true;
+              this.preferred = n;
+              resolve(nodes as LabNode[]);
+            },
+            (error: unknown) => {
+              if (++failed === order.length && !done) {
+                done = true;
+                reject(error instanceof Error ? error : new Error(String(error)));
+              }
+            },
+          );
+      };
+      order.forEach((n, i) => (i === 0 ? ask(n) : setTimeout(() => ask(n), 400 * i)));
+    });
   }
 
   /** The Swarm nodes of a group (their engine carries the flavor's capstan.group label). */
-  async groupNodes(group: string, from = this.managers): Promise<LabNode[]> {
+  async groupNodes(group: string, from = this.alive()): Promise<LabNode[]> {
     return (await this.nodes(from)).filter((n) => n.Description?.Engine?.Labels?.['capstan.group'] === group);
   }
 
   /** A group's machines: containers on the infrastructure engine. */
   async machines(group: string): Promise<Machine[]> {
     const list = await this.docker('infra').listContainers({ all: true, filters: { label: [`capstan.group=${group}`] } });
-    return list.map((c) => ({ id: c.Id, state: c.State, labels: c.Labels }));
+    return list.map((c) => ({ id: c.Id, state: c.State, labels: c.Labels, created: c.Created * 1000 }));
+  }
+
+  /** The managers whose dockerd is running. */
+  alive(): string[] {
+    return this.managers.filter((n) => !this.killed.has(n));
+  }
+
+  /**
+   * Every line Capstan's replicas logged since `sinceMs` on the managers that are up, from every Capstan container
+   * there (stopped ones too: a replica whose dockerd was killed and restarted left its log in its old container).
+   */
+  async capstanLog(sinceMs: number, nodes = this.alive()): Promise<LogEvent[]> {
+    const out: LogEvent[] = [];
+    for (const node of nodes) {
+      const docker = this.docker(node);
+      const list = await docker.listContainers({ all: true, filters: { label: ['com.docker.swarm.service.name=capstan_capstan'] } });
+      for (const c of list) {
+        const buf = (await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, follow: false, since: Math.floor(sinceMs / 1000) })) as unknown as Buffer;
+        for (const line of demuxLog(buf)) {
+          if (!line.startsWith('{')) continue;
+          try {
+            const e = JSON.parse(line) as Record<string, unknown>;
+            if (typeof e.time === 'number' && e.time < sinceMs) continue;
+            out.push({ ...e, node, container: c.Id.slice(0, 12) });
+          } catch {
+            // not one of pino's lines
+          }
+        }
+      }
+    }
+    return out.sort((a, b) => (a.time ?? 0) - (b.time ?? 0));
   }
 
   /** Name (n1..) of the manager Swarm names leader, asking only `from`. */
-  async swarmLeader(from = this.managers): Promise<string | undefined> {
+  async swarmLeader(from = this.alive()): Promise<string | undefined> {
     const nodes = await this.nodes(from);
     const leader = nodes.find((n) => n.ManagerStatus?.Leader);
     return leader?.Description?.Hostname;
@@ -209,10 +316,41 @@ export class Lab {
 
   async kill(node: string, signal = 'KILL'): Promise<void> {
     await this.sh(['kill', node, signal]);
+    if (signal === 'KILL') this.killed.add(node);
   }
 
   async start(node: string): Promise<void> {
+    await this.clearStalePidFile(node);
     await this.sh(['start', node]);
+    this.killed.delete(node);
+  }
+
+  /**
+   * A killed dockerd stays a zombie until whoever inherited it reaps it (pid 1 here, which can take seconds), and
+   * until then dockerd refuses to start over its pid file ("pid file found, ensure docker is not running"). Waits a
+   * little for the reaping, then removes the pid file if it still names a dead process or one that is not this
+   * node's dockerd.
+   */
+  private async clearStalePidFile(node: string): Promise<void> {
+    const file = `${this.dir}/${node}/docker.pid`;
+    const stale = () => {
+      let pid: string;
+      try {
+        pid = readFileSync(file, 'utf8').trim();
+      } catch {
+        return false;
+      }
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return state === 'Z' || state === 'X' || !cmdline.includes(`${this.dir}/${node}/`);
+      } catch {
+        return false; // no such process: dockerd overwrites the file itself
+      }
+    };
+    for (let i = 0; i < 20 && stale(); i++) await sleep(250);
+    if (stale()) rmSync(file, { force: true });
   }
 
   /** The Capstan task container on a manager. */
