@@ -78,7 +78,11 @@ export class GroupService {
       const from = sv.spec.allocation.size;
       const size = to(from);
       checkBounds(sv.spec, size);
-      if (size === from) return { version: sv, size, changed: false };
+      if (size === from) {
+        // Nothing to store; the version in force is applied again, in case an earlier call stored it and failed after.
+        this.d.controller.apply(sv);
+        return { version: sv, size, changed: false };
+      }
       const spec = this.d.validate({ ...structuredClone(sv.spec), allocation: { size } });
       const version = await this.store(spec, sv, { ...carried(sv.state), note: `${what}: size ${from} -> ${size}` });
       return { version, size, changed: true };
@@ -115,7 +119,10 @@ export class GroupService {
       if (unknown.length) throw new CapstanError('notFound', `group ${id} has no instance ${unknown.slice(0, 5).join(', ')}`, { id, instanceIds: unknown });
       const already = new Set(sv.state?.removing ?? []);
       const fresh = live.filter((i) => !already.has(i));
-      if (!fresh.length) return { version: sv, live };
+      if (!fresh.length) {
+        this.d.controller.apply(sv);
+        return { version: sv, live };
+      }
       const spec = structuredClone(sv.spec) as Mutable<GroupSpec>;
       if ('size' in sv.spec.allocation) spec.allocation = { size: sv.spec.allocation.size - fresh.length };
       else {
@@ -230,13 +237,25 @@ export class GroupService {
   private async setState(id: string, change: (s: VersionState) => VersionState, done: (s: VersionState | undefined) => boolean): Promise<SpecVersion> {
     return this.queue.run(id, async () => {
       const sv = await this.current(id);
-      if (done(sv.state)) return sv;
+      if (done(sv.state)) {
+        this.d.controller.apply(sv);
+        return sv;
+      }
       return this.store(sv.spec, sv, change(sv.state ?? {}));
     });
   }
 
   private async store(spec: GroupSpec, sv: SpecVersion | undefined, state: VersionState): Promise<SpecVersion> {
-    const version = await this.d.store.commit(spec, sv?.version ?? 0, state);
+    let version: SpecVersion;
+    try {
+      version = await this.d.store.commit(spec, sv?.version ?? 0, state);
+    } catch (err) {
+      // An answer lost after Swarm stored the config (a timeout, a reset) is a commit all the same: read it back.
+      const stored = err instanceof CapstanError ? undefined : await this.d.store.get(spec.id).catch(() => undefined);
+      if (!stored || stored.version !== (sv?.version ?? 0) + 1 || canonicalJson([stored.spec, stored.state ?? {}]) !== canonicalJson([spec, state])) throw err;
+      this.log.warn({ event: 'group.commitRecovered', group: spec.id, version: stored.version, err: String(err) }, 'the store lost its answer, but the version is stored');
+      version = stored;
+    }
     this.log.info({ event: 'group.committed', group: spec.id, version: version.version, note: state.note }, `${spec.id} v${version.version}: ${state.note ?? 'commit'}`);
     this.d.controller.apply(version);
     return version;

@@ -5,11 +5,13 @@ import { retry } from './retry.js';
 export interface TermDeps {
   readonly leadership: { readonly leading: boolean; onChange(fn: (leading: boolean) => void): unknown };
   readonly store: { list(): Promise<SpecVersion[]> };
-  readonly controller: { apply(version: SpecVersion): void; stop(): Promise<unknown> };
+  readonly controller: { apply(version: SpecVersion): void; stop(): Promise<unknown>; status(id: string): unknown };
   /** Started once the specs are loaded, stopped with the term (autoscaling). */
   readonly followers?: readonly { start(): void; stop(): void }[];
   readonly logger: Logger;
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** How often an acting leader reads the store again and applies any newer version it missed (default 30 s). */
+  readonly resyncMs?: number;
 }
 
 /**
@@ -20,6 +22,7 @@ export interface TermDeps {
 export class Terms {
   private reason: string | undefined;
   private term = 0;
+  private resync: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: TermDeps) {
     d.leadership.onChange((leading) => (leading ? void this.begin() : this.end()));
@@ -33,6 +36,7 @@ export class Terms {
   private end(): void {
     this.term++;
     this.reason = undefined;
+    clearInterval(this.resync);
     for (const f of this.d.followers ?? []) f.stop();
     void this.d.controller.stop();
     this.d.logger.warn({ event: 'leadership.lost' }, 'not the leader: standing by');
@@ -57,5 +61,14 @@ export class Terms {
     versions.forEach((v) => this.d.controller.apply(v));
     for (const f of this.d.followers ?? []) f.start();
     this.d.logger.info({ event: 'leadership.acting', groups: versions.length }, `acting on ${versions.length} group(s)`);
+    // A backstop: a version stored by a call whose answer was lost is applied within this period at the latest.
+    this.resync = setInterval(() => {
+      if (!current()) return;
+      this.d.store.list().then(
+        // Only groups already managed: a group being freed must not come back from a read made before its removal.
+        (vs) => current() && vs.filter((v) => this.d.controller.status(v.id) !== undefined).forEach((v) => this.d.controller.apply(v)),
+        (err: unknown) => this.d.logger.warn({ event: 'store.error', err: String(err) }, 'could not read the specs again'),
+      );
+    }, this.d.resyncMs ?? 30_000);
   }
 }

@@ -162,3 +162,38 @@ t.test('automatic rollback: machines of the last good version, the size of now, 
   const named = Number(/^rollback: v(\d+) failed/.exec(latest.state?.note ?? '')?.[1]);
   t.ok(named >= failed.version.version && named < latest.version, `the failed version is named: ${latest.state?.note}`);
 });
+
+t.test('a commit whose answer is lost after Swarm stored it is applied all the same; a retry applies what is in force', async (t) => {
+  const { lead, validate, store } = setup();
+  const { controller, service } = lead();
+  t.teardown(() => controller.stop());
+  await service.commit(validate(spec(2)));
+  await until('2 machines', () => controller.status('web')?.converged === true);
+  // The store writes the version, then the answer is lost (a Docker deadline, a reset connection).
+  const commit = store.commit.bind(store);
+  store.commit = async (s, expected, state) => {
+    await commit(s, expected, state);
+    throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+  };
+  const scaled = await service.scale('web', 3);
+  t.equal(scaled.version.version, 2, 'the stored version is recognised');
+  await until('3 machines', () => controller.status('web')?.version === 2 && ids().length === 3);
+  // And when even the read-back fails, a retry (no change to store) still applies the version in force.
+  const get = store.get.bind(store);
+  let readBackFails = false;
+  store.commit = async (s, expected, state) => {
+    await commit(s, expected, state);
+    readBackFails = true;
+    throw new Error('socket hang up');
+  };
+  store.get = async (id) => {
+    if (readBackFails) throw new Error('no answer');
+    return get(id);
+  };
+  await t.rejects(service.scale('web', 4));
+  readBackFails = false;
+  t.equal(controller.status('web')?.version, 2, 'the lost version is not applied yet');
+  const retry = await service.scale('web', 4);
+  t.equal(retry.changed, false, 'the retry finds size 4 stored');
+  await until('4 machines', () => controller.status('web')?.version === 3 && ids().length === 4);
+});

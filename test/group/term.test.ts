@@ -77,3 +77,16 @@ t.test('a term that ends while loading applies nothing', async (t) => {
   t.same(controller.calls.filter((c) => c.op === 'apply'), [], 'nothing applied');
   t.equal(terms.loading(), undefined);
 });
+
+t.test('an acting leader reads the store again and applies a version it missed (a call whose answer was lost)', async (t) => {
+  const controller = new RecordingController();
+  const leadership = new Leadership({ docker, logger: silentLogger, pollMs: 500, timeoutMs: 3000 });
+  new Terms({ leadership, store: good, controller, logger: silentLogger, resyncMs: 200 });
+  await leadership.start();
+  t.teardown(() => leadership.stop());
+  await until('the group applied', () => controller.calls.some((c) => c.op === 'apply' && c.id === id));
+  controller.statuses.set(id, { id, version: 1 } as never);
+  const missed = await good.commit((await good.get(id))!.spec, 1);
+  await until('the missed version applied', () => controller.calls.some((c) => c.op === 'apply' && c.id === id && c.arg === missed.version));
+  t.pass(`version ${missed.version}, stored behind the controller's back, was applied by the resync`);
+});
