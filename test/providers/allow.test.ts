@@ -3,7 +3,8 @@
 import t from 'tap';
 import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
 import { validateSpec } from '../../src/group/spec.js';
-import { operatorSettings, providerKinds } from '../../src/main.js';
+import { providerKinds } from '../../src/main.js';
+import { operatorSettings } from '../../src/settings.js';
 import { silentLogger } from '../../src/log.js';
 import { endpointAllowed, engineAddress, engineAllowed, parseAllowList } from '../../src/providers/allow.js';
 import { awsProviderKind } from '../../src/providers/aws/index.js';

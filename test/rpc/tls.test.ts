@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ErrorCode } from '../../src/errors.js';
-import { tlsSettings } from '../../src/main.js';
+import { tlsSettings } from '../../src/settings.js';
 import { spec, startServer, token } from './harness.js';
 
 /** A self-signed certificate and its key (PEM files) for CN=capstan, as an operator would make one. */
