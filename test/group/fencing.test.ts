@@ -11,6 +11,7 @@ import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
 import { Leadership } from '../../src/swarm/leader.js';
 import type { FlavorKind, Plugins, ProviderKind, SpecVersion } from '../../src/spi/index.js';
 import { engine, engineHost } from '../support/engine.js';
+import { until } from '../support/until.js';
 
 const docker = engine();
 const group = `t-fence-${randomBytes(3).toString('hex')}`;
@@ -91,13 +92,6 @@ async function term() {
 }
 
 const machines = async () => (await docker.listContainers({ all: true, filters: { label: [`capstan.group=${group}`] } })).map((c) => c.Id).sort();
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('standing down during a batch provision: no provision starts after it', async (t) => {
   const a = await term();

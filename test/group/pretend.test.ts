@@ -12,6 +12,7 @@ import { swarmFlavorKinds } from '../../src/flavors/swarm.js';
 import { SwarmSpecStore } from '../../src/swarm/store.js';
 import type { Plugins, ProviderKind } from '../../src/spi/index.js';
 import { engine, engineHost } from '../support/engine.js';
+import { until } from '../support/until.js';
 
 const docker = engine();
 const id = `t-dry-${randomBytes(3).toString('hex')}`;
@@ -61,13 +62,6 @@ async function world(): Promise<string> {
   return JSON.stringify({ nodes, configs, machines }, null, 1);
 }
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 t.test('a pretend commit that changes the provider writes nothing anywhere', async (t) => {
   await service.commit(spec('docker'));

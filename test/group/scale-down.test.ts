@@ -11,6 +11,7 @@ import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
 import type { Plugins, ProviderKind } from '../../src/spi/index.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { engine, engineHost } from '../support/engine.js';
+import { until } from '../support/until.js';
 
 const docker = engine();
 const id = `t-down-${randomBytes(3).toString('hex')}`;
@@ -35,13 +36,6 @@ const service = new GroupService({ store: new MemoryStore(), controller, validat
 t.teardown(() => controller.stop());
 
 const machines = async () => (await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } })).map((c) => c.Id).sort();
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 t.test('10 scale-downs launch 0 machines and remove only machines that were there', async (t) => {
   await service.commit(validate({ id, allocation: { size: 10 }, instance: { provider: 'docker', properties: { engine: engineHost(), memory: '128m' } }, flavor: { kind: 'vanilla', properties: {} }, update: { healthyFor: '0s' } }));

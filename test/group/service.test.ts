@@ -12,6 +12,7 @@ import { CapstanError } from '../../src/errors.js';
 import type { GroupSpec, Plugins } from '../../src/spi/index.js';
 import { pickyFlavorKind } from './fixtures.js';
 import { MemoryStore } from '../support/memory-store.js';
+import { until } from '../support/until.js';
 
 const picky = pickyFlavorKind;
 let cloud: SimulatedCloud;
@@ -47,13 +48,6 @@ const spec = (size: number, flavor: object = { kind: 'vanilla', properties: {} }
 
 const ids = () => cloud.list().map((i) => i.id).sort();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 t.test('destroyInstances removes exactly the named machine; an immediate retry is a no-op; nothing is launched', async (t) => {
   const { lead, store, validate } = setup();
@@ -109,7 +103,9 @@ t.test('a paused update stays paused across a new leader, and resume completes i
   t.teardown(() => term2.controller.stop());
   for (const v of await store.list()) term2.controller.apply(v);
   await sleep(400);
-  t.same(ids(), atPause, 'the new leader replaced nothing');
+  // Paused, the size is still kept (a machine destroyed just before the pause is made up for), but nothing goes.
+  t.ok(atPause.every((i) => ids().includes(i)), 'the new leader destroyed nothing');
+  t.ok(ids().length <= 4, 'and made at most what the size needs');
   t.equal(term2.controller.status('web')!.update.state, 'paused');
   await term2.service.resume('web');
   await until('update done', () => term2.controller.status('web')?.converged === true);

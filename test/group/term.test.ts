@@ -14,6 +14,7 @@ import { SwarmSpecStore } from '../../src/swarm/store.js';
 import type { Plugins } from '../../src/spi/index.js';
 import { RecordingController } from '../support/recording-controller.js';
 import { engine } from '../support/engine.js';
+import { until } from '../support/until.js';
 
 const docker = engine();
 const plugins: Plugins = { providers: new Map([['simulator', simulatorProviderKind()]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
@@ -38,13 +39,6 @@ function flaky(failures: number): Docker {
   });
 }
 
-async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 t.test('specs that fail to load are retried until loaded; until then the leader says why', async (t) => {
   const store = new SwarmSpecStore({ docker: flaky(3), parse, logger: silentLogger });
