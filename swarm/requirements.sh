@@ -82,6 +82,7 @@ mount                   mount
 umount                  mount
 node                    node
 npm                     node
+openssl                 openssl
 pgrep                   procps
 ps                      procps
 capstan                 project

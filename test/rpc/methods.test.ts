@@ -86,7 +86,8 @@ t.test('scaling stores a new version within bounds', async (t) => {
   t.same((await h.call('group.scaleUp', { id: 'workers', count: 2 })).result, { id: 'workers', version: 4, size: 8, changed: true });
   t.same((await h.call('group.scaleDown', { id: 'workers', count: 3 })).result, { id: 'workers', version: 5, size: 5, changed: true });
   t.same((await h.call('group.scale', { id: 'workers', size: 5 })).result, { id: 'workers', version: 5, size: 5, changed: false }, 'same size: nothing stored');
-  t.equal(h.controller.calls.filter((c) => c.op === 'apply').length, 5);
+  // Five versions stored, each applied; the unchanged call applies the version in force again (idempotent).
+  t.same(h.controller.calls.filter((c) => c.op === 'apply').map((c) => c.arg), [1, 2, 3, 4, 5, 5]);
 
   const writes = [...h.store.writes];
   for (const [method, params] of [
@@ -164,7 +165,8 @@ t.test('pause and resume are stored with the group, so every later leader sees t
   t.same((await h.store.get('workers'))?.state, { note: 'resume' });
   t.same(
     h.controller.calls.filter((c) => c.op === 'apply').map((c) => c.arg),
-    [1, 2, 3],
+    [1, 2, 2, 3],
+    'each stored version applied; pausing again applies the one in force again',
   );
   const history = (await h.call('group.history', { id: 'workers' })).result;
   t.same(
