@@ -222,7 +222,7 @@ export function decide(state: AutoscaleState): Outcome {
     }
     bin.nanoCpus -= task.nanoCpus;
     bin.memoryBytes -= task.memoryBytes;
-    for (const key of Object.keys(task.limits ?? EMPTY)) bin.held[key] = (bin.held[key] ?? 0) + 1;
+    for (const key of Object.keys(task.limits ?? EMPTY)) bin.held[key] = (Object.hasOwn(bin.held, key) ? bin.held[key]! : 0) + 1;
     bin.tasks.push(task.id);
   }
   const since = new Map(state.pending.map((t) => [t.id, t.since]));

@@ -21,7 +21,9 @@ export interface Room {
 
 /** Image platforms (Go names) against node platforms (uname names), as swarmkit's platform filter matches them. */
 const ARCH_ALIASES: Record<string, string> = { amd64: 'x86_64', x86_64: 'x86_64', arm64: 'aarch64', aarch64: 'aarch64', '386': 'i386', i386: 'i386' };
-const arch = (a: string): string => ARCH_ALIASES[a.toLowerCase()] ?? a.toLowerCase();
+/** A record's own value for a key named by user text: `constructor` or `__proto__` are labels like any other. */
+const own = <T>(record: Readonly<Record<string, T>>, key: string): T | undefined => (Object.hasOwn(record, key) ? record[key] : undefined);
+const arch = (a: string): string => own(ARCH_ALIASES, a.toLowerCase()) ?? a.toLowerCase();
 const same = (a: string | undefined, b: string): boolean => (a ?? '').toLowerCase() === b.toLowerCase();
 
 export const EMPTY: Readonly<Record<string, number>> = {};
@@ -52,8 +54,8 @@ export function constraintMisfit(constraint: string, m: Placeable): string | und
   else if (lower === 'node.id') actual = m.id;
   else if (lower === 'node.hostname') actual = m.hostname;
   else if (lower === 'node.ip') actual = undefined;
-  else if (lower.startsWith('node.labels.')) actual = m.labels[key.slice('node.labels.'.length)] ?? '';
-  else if (lower.startsWith('engine.labels.')) actual = m.engineLabels[key.slice('engine.labels.'.length)] ?? '';
+  else if (lower.startsWith('node.labels.')) actual = own(m.labels, key.slice('node.labels.'.length)) ?? '';
+  else if (lower.startsWith('engine.labels.')) actual = own(m.engineLabels, key.slice('engine.labels.'.length)) ?? '';
   else return `constraint "${constraint}" has a key Capstan does not understand`;
   // A new machine's id, hostname and address are unknown: `==` cannot be promised, `!=` is assumed (see decide).
   if (actual === undefined) return equal ? `constraint "${constraint}" names particular nodes, not a new machine` : undefined;
@@ -61,13 +63,25 @@ export function constraintMisfit(constraint: string, m: Placeable): string | und
   return same(actual, value) === equal ? undefined : `constraint "${constraint}" is not met (${key} is "${actual}")`;
 }
 
-/** Why `task` could not run on `m` with `room` left, or undefined if it could. */
+/**
+ * Why `task` could not run on `m` with `room` left, or undefined if it could. Whatever a task holds, judging it
+ * cannot throw: an error costs that task a reason, never the decision about the others.
+ */
 export function misfit(task: PendingTask, m: Placeable, room: Room): string | undefined {
+  try {
+    return judge(task, m, room);
+  } catch (err) {
+    return `it could not be judged: ${String(err)}`;
+  }
+}
+
+function judge(task: PendingTask, m: Placeable, room: Room): string | undefined {
   if (task.genericResources) return 'it reserves generic resources, which autoscale policies do not declare';
   if (task.nanoCpus > room.nanoCpus) return `it reserves ${task.nanoCpus / 1e9} CPUs, ${room.nanoCpus / 1e9} are free`;
   if (task.memoryBytes > room.memoryBytes) return `it reserves ${task.memoryBytes} bytes of memory, ${room.memoryBytes} are free`;
   for (const [key, most] of Object.entries(task.limits ?? EMPTY)) {
-    if ((room.held[key] ?? 0) >= most) return `${key}: at most ${most} per node, ${room.held[key]} there`;
+    const there = own(room.held, key) ?? 0;
+    if (there >= most) return `${key}: at most ${most} per node, ${there} there`;
   }
   if (task.platforms.length && !task.platforms.some((p) => (!p.os || same(p.os, m.os)) && (!p.architecture || arch(p.architecture) === arch(m.architecture)))) {
     return `its platforms (${task.platforms.map((p) => `${p.os ?? '*'}/${p.architecture ?? '*'}`).join(', ')}) exclude ${m.os}/${m.architecture}`;
