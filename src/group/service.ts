@@ -2,7 +2,7 @@ import { CapstanError, InvalidError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { FormerMachines, GroupController, GroupSpec, PlanPreview, SpecStore, SpecVersion, VersionState } from '../spi/index.js';
 import { desiredSize } from './allocation.js';
-import { canonicalJson, configHash } from './identity.js';
+import { canonicalJson, configHash, logicalIdOf } from './identity.js';
 import { PerKeyQueue } from './queue.js';
 
 export interface GroupServiceDeps {
@@ -111,7 +111,9 @@ export class GroupService {
   async destroyInstances(id: string, instanceIds: readonly string[]): Promise<{ version: SpecVersion; size: number; destroyed: string[]; removing: string[] }> {
     const { version, live } = await this.queue.run(id, async () => {
       const sv = await this.current(id);
-      const listed = new Set((await this.d.controller.instances(id)).map((i) => i.id));
+      // One fresh listing answers both questions: which ids are live, and which logical id each one holds.
+      const logicalIds = new Map((await this.d.controller.instances(id)).map((i) => [i.id, logicalIdOf(i)]));
+      const listed = new Set(logicalIds.keys());
       const live = instanceIds.filter((i) => listed.has(i));
       const history = await this.d.store.history(id);
       const removedBefore = new Set(history.flatMap((v) => v.state?.removing ?? []));
@@ -126,8 +128,7 @@ export class GroupService {
       const spec = structuredClone(sv.spec) as Mutable<GroupSpec>;
       if ('size' in sv.spec.allocation) spec.allocation = { size: sv.spec.allocation.size - fresh.length };
       else {
-        const byId = new Map((this.d.controller.status(id)?.instances ?? []).map((i) => [i.id, i.logicalId]));
-        const gone = new Set(fresh.map((i) => byId.get(i)));
+        const gone = new Set(fresh.map((i) => logicalIds.get(i)));
         spec.allocation = { logicalIds: sv.spec.allocation.logicalIds.filter((l) => !gone.has(l)) };
       }
       checkBounds(spec, desiredSize(spec));

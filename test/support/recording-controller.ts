@@ -42,7 +42,7 @@ export class RecordingController implements GroupController {
   /** The status's instances as a provider would list them; instances named in `gone` have vanished since. */
   async instances(id: string): Promise<Instance[]> {
     this.record('instances', id);
-    return (this.statuses.get(id)?.instances ?? []).map((i) => ({ id: i.id, state: 'running', launchedAt: 0, tags: { 'capstan.group': id, 'capstan.config': i.config } }));
+    return (this.statuses.get(id)?.instances ?? []).map((i) => ({ id: i.id, state: 'running', launchedAt: 0, tags: { 'capstan.group': id, 'capstan.config': i.config, ...(i.logicalId ? { 'capstan.logical-id': i.logicalId } : {}) } }));
   }
 
   async preview(spec: GroupSpec): Promise<PlanPreview> {
