@@ -18,12 +18,10 @@ WORKDIR /app
 ARG NODE_EXTRA_CA_CERTS
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY schemas schemas
 COPY src src
-# Only src: `npm run build` also compiles bench/, which imports test/ (not in the image). rootDir "." keeps dist/src.
-RUN echo '{"extends":"./tsconfig.json","compilerOptions":{"noEmit":false},"include":["src"]}' >tsconfig.image.json \
- && npx tsc -p tsconfig.image.json
+RUN npm run build
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \

@@ -42,7 +42,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 # --- inputs and their hash (paths relative to the repository, so clones elsewhere agree)
 app_files() {
-  (cd "$TOP" && { printf '%s\n' Dockerfile .dockerignore package.json package-lock.json tsconfig.json
+  (cd "$TOP" && { printf '%s\n' Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json
     find schemas src -type f ! -name '*.test.ts'; } | LC_ALL=C sort)
 }
 base_inputs() {
