@@ -3,7 +3,7 @@
 #
 # Stages: deps (production node_modules only) and build (all deps + tsc) run in parallel under BuildKit;
 # the runtime stage gets dist/src, schemas/, package.json and the production node_modules, nothing else.
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:26-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app

