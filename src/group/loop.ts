@@ -10,7 +10,7 @@ import { plan, type Action, type Observed, type Plan } from './planner.js';
 import { desiredSize } from './allocation.js';
 import { configOf, type Config, type Owner } from './owners.js';
 import { GroupMetrics } from './group-metrics.js';
-import { backoffMs } from './retry.js';
+import { backoffMs } from '../ticker.js';
 
 export interface LoopOptions {
   readonly plugins: Plugins;

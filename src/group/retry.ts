@@ -1,7 +1,4 @@
-/** Exponential backoff with full jitter: the n-th (1-based) wait, capped. */
-export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
-  return Math.min(maxMs, baseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-}
+import { backoffMs } from '../ticker.js';
 
 /**
  * Calls `fn` until it succeeds or `go()` turns false (then resolves undefined), waiting with backoff between
