@@ -1,14 +1,13 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { reconcileSeconds } from '../metrics.js';
 import { CapstanError } from '../errors.js';
 import type { GroupStatus, Instance, Plugins, SpecVersion } from '../spi/index.js';
-import { groupTags, logicalIdOf, TAG } from './identity.js';
+import { logicalIdOf, TAG } from './identity.js';
 import { Members } from './members.js';
-import { chunks, mapLimit } from '../concurrency.js';
-import { plan, type Action, type Observed, type Plan } from './planner.js';
+import { Actuator } from './actuator.js';
+import { plan, type Observed, type Plan } from './planner.js';
 import { desiredSize } from './allocation.js';
-import { configOf, type Config, type Owner } from './owners.js';
+import { configOf, type Config } from './owners.js';
 import { GroupMetrics } from './group-metrics.js';
 import { backoffMs } from '../ticker.js';
 
@@ -45,15 +44,13 @@ export class GroupLoop {
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
   private cached: GroupStatus | undefined;
   private errors = 0;
-  /** Successful provision calls this term: part of each intent, so a new decision never reuses an old one's key. */
-  private provisions = 0;
-  private readonly term = `${Date.now()}`;
   private timer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
   private queue: Promise<unknown>;
   private readonly log: Logger;
   private readonly metrics: GroupMetrics;
   private readonly members: Members;
+  private readonly actuator: Actuator;
 
   /** `after`: the previous term's loop of this group settling, so two loops never act on one group at once. */
   constructor(
@@ -64,6 +61,7 @@ export class GroupLoop {
     this.log = o.logger.child({ group: version.id });
     this.metrics = new GroupMetrics(version.id);
     this.members = new Members(o);
+    this.actuator = new Actuator(o, this.members, this.log, () => this.fence());
     this.queue = after.catch(() => {});
     this.configure(version);
   }
@@ -152,7 +150,7 @@ export class GroupLoop {
       this.last = p;
       this.lastPassAt = new Date(this.o.clock()).toISOString();
       if (p.failure && !this.failure) this.fail(cfg, p.failure);
-      const ok = await this.act(cfg, p.actions);
+      const ok = await this.actuator.act(cfg, p.actions, (operation, err) => this.recordError(operation, err));
       this.errors = ok ? 0 : this.errors + 1;
       this.metrics.set(this.status(), p.repair);
       return p;
@@ -212,88 +210,9 @@ export class GroupLoop {
     this.o.onUpdateFailed?.(cfg.version.id, cfg.version.version, reason);
   }
 
-  /** Runs every action; one failing action does not stop the others. Returns whether all succeeded. */
-  async act(cfg: Config, actions: readonly Action[]): Promise<boolean> {
-    const results = await Promise.all(
-      actions.map(async (a) => {
-        try {
-          if (a.kind === 'destroy') await this.destroy(cfg, this.members.list.filter((i) => a.ids.includes(i.id)), a.reason);
-          else await this.provision(cfg, a.count, a.logicalIds);
-          return true;
-        } catch (err) {
-          this.recordError(a.kind, err);
-          return false;
-        }
-      }),
-    );
-    return results.every(Boolean);
-  }
-
-  private async provision(cfg: Config, count: number, logicalIds?: readonly string[]): Promise<void> {
-    const { spec } = cfg.version;
-    const { hash, provider, flavor } = cfg;
-    // Logical-id groups launch one at a time (each has its own identity); others in provider-sized batches. Each
-    // batch's instance specs are prepared when it goes, so memory follows the batches in flight, not the group.
-    const members = Array.from({ length: count }, (_, i) => logicalIds?.[i]);
-    const batches = (logicalIds ? members.map((l) => [l]) : chunks(members, provider.maxBatch)).map((ids, index) => ({ ids, index }));
-    // The intent names this decision: a retry of it (same term, version, members seen, count so far) is
-    // recognised by the provider; any later decision has another key, so no name or client token is reused.
-    const seen = this.members.list.map((i) => i.id).sort().join(',');
-    const decision = `${this.o.clusterId ?? ''}|${spec.id}|${hash}|${this.term}|${cfg.version.version}|${this.provisions}|${seen}`;
-    const results = await mapLimit(batches, this.o.concurrency, async ({ ids, index }) => {
-      const batch = await Promise.all(
-        ids.map((logicalId) =>
-          flavor.prepare(
-            { tags: groupTags(spec, hash, logicalId, this.o.clusterId), init: '', ...(logicalId === undefined ? {} : { logicalId }) },
-            { groupId: spec.id, configHash: hash, ...(logicalId === undefined ? {} : { logicalId }) },
-          ),
-        ),
-      );
-      const key = batch.map((s) => s.logicalId ?? '').join(',');
-      const intent = createHash('sha256').update(`${decision}|${index}|${key}`).digest('hex').slice(0, 32);
-      this.fence();
-      const made = await provider.provision(batch, intent);
-      this.members.launchedNow(made);
-      this.log.info({ event: 'instance.provisioned', count: made.length, ids: made.map((i) => i.id), logicalIds: batch.map((s) => s.logicalId).filter(Boolean), config: hash }, `provisioned ${made.length}`);
-      return made.length;
-    });
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    this.provisions++;
-  }
-
-  /** Drains and destroys, each instance through the provider and flavor of the location it lives in. */
-  async destroy(cfg: Config, instances: readonly Instance[], reason: string): Promise<void> {
-    const byOwner = new Map<Owner, Instance[]>();
-    for (const i of instances) {
-      const o = this.members.ownerOf(i.id, cfg);
-      byOwner.set(o, [...(byOwner.get(o) ?? []), i]);
-    }
-    const results = await Promise.allSettled([...byOwner].map(([o, is]) => this.destroyAt(o, is, reason)));
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-  }
-
-  private async destroyAt({ provider, flavor }: Owner, instances: readonly Instance[], reason: string): Promise<void> {
-    if (!instances.length) return;
-    // Drain each first (bounded), then destroy in batches, then let the flavor clean up the cluster.
-    const drained = await mapLimit(instances, this.o.concurrency, async (i) => {
-      this.fence();
-      await flavor.drain(i);
-    });
-    const refused = drained.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-    const ready = instances.filter((_, n) => drained[n]!.status === 'fulfilled');
-    for (const batch of chunks(ready, provider.maxBatch)) {
-      this.fence();
-      await provider.destroy(batch.map((i) => i.id));
-      this.members.destroyedNow(batch);
-      this.log.info({ event: 'instance.destroyed', reason, ids: batch.map((i) => i.id) }, `destroyed ${batch.length} (${reason})`);
-      await mapLimit(batch, this.o.concurrency, async (i) => {
-        this.fence();
-        await flavor.destroyed(i);
-      });
-    }
-    if (refused) throw refused.reason;
+  /** Drains and destroys these instances of the group (see Actuator). */
+  destroy(cfg: Config, instances: readonly Instance[], reason: string): Promise<void> {
+    return this.actuator.destroy(cfg, instances, reason);
   }
 
   private recordError(operation: string, err: unknown): void {
