@@ -9,7 +9,10 @@ import { GroupLoop, type LoopOptions } from './loop.js';
 export interface ControllerOptions {
   readonly plugins: Plugins;
   readonly logger: Logger;
-  /** Pass interval while converged (default 10 s); unconverged groups pass every `busyMs` (default 1 s). */
+  /**
+   * The longest wait between passes (default 10 s); sooner when the plan says (a `healthyFor` ending, say), and every
+   * `busyMs` (default 1 s) while it waits for something to be observed (machines booting, what it just did).
+   */
   readonly intervalMs?: number;
   readonly busyMs?: number;
   /** Provider calls and drains in flight per group. */

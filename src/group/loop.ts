@@ -9,12 +9,14 @@ import { plan, type Observed, type Plan } from './planner.js';
 import { desiredSize } from './allocation.js';
 import { configOf, type Config } from './owners.js';
 import { GroupMetrics } from './group-metrics.js';
-import { backoffMs } from '../ticker.js';
+import { Ticker } from '../ticker.js';
 
 export interface LoopOptions {
   readonly plugins: Plugins;
   readonly logger: Logger;
+  /** The longest wait between passes: a backstop for what no event announces. */
   readonly intervalMs: number;
+  /** How soon to look again while the plan waits for something to be observed (the planner's `lookMs`). */
   readonly busyMs: number;
   readonly concurrency: number;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
@@ -43,9 +45,9 @@ export class GroupLoop {
   private blockedReason: string | undefined;
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
   private cached: GroupStatus | undefined;
-  private errors = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly abort = new AbortController();
+  /** Whether the latest pass met an error (the ticker backs off). */
+  private failed = false;
+  private readonly ticker: Ticker;
   private queue: Promise<unknown>;
   private readonly log: Logger;
   private readonly metrics: GroupMetrics;
@@ -63,6 +65,7 @@ export class GroupLoop {
     this.members = new Members(o);
     this.actuator = new Actuator(o, this.members, this.log, () => this.fence());
     this.queue = after.catch(() => {});
+    this.ticker = new Ticker({ step: () => this.tick(), intervalMs: o.intervalMs, backoff: o.backoff, clock: o.clock });
     this.configure(version);
   }
 
@@ -71,7 +74,7 @@ export class GroupLoop {
   }
 
   get stopped(): boolean {
-    return this.abort.signal.aborted;
+    return this.ticker.signal.aborted;
   }
 
   configure(version: SpecVersion): void {
@@ -95,16 +98,14 @@ export class GroupLoop {
     return this.queue;
   }
 
-  wake(delayMs = 0): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.exclusive(() => this.pass()).finally(() => this.schedule()), delayMs);
+  /** A pass within `withinMs` (at once by default); wakes that come during a pass make one more. */
+  wake(withinMs = 0): void {
+    void this.ticker.trigger(withinMs);
   }
 
   /** Ends this term: no pass starts, and work in flight stops at its next write. */
   stop(): void {
-    this.abort.abort();
-    clearTimeout(this.timer);
+    void this.ticker.stop();
   }
 
   /** Drops this group's metric series (the group was freed or destroyed). */
@@ -116,15 +117,11 @@ export class GroupLoop {
     if (this.stopped) throw new CapstanError('noLeader', `group ${this.cfg.version.id}: this replica stood down; the new leader carries on`);
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    const { baseMs, maxMs } = this.o.backoff;
-    // Backstop polls (every `busyMs` while work remains) catch what no event announces; the plan's own wakeAt
-    // catches a window that ends sooner.
-    const poll = this.last?.converged ? this.o.intervalMs : this.o.busyMs;
-    const due = this.last?.wakeAt === undefined ? poll : Math.max(0, this.last.wakeAt - this.o.clock());
-    const delay = this.errors ? backoffMs(this.errors, baseMs, maxMs) : Math.min(poll, due);
-    this.wake(delay);
+  /** The ticker's step: a pass in turn with API operations; next when the plan says to look. An error backs off. */
+  private async tick(): Promise<number | undefined> {
+    await this.exclusive(() => this.pass());
+    if (this.failed) throw new Error('the pass met an error (recorded in the status)');
+    return this.last?.wakeAt;
   }
 
   /** One reconcile pass. Errors are recorded, never thrown: the next pass tries again. */
@@ -144,18 +141,18 @@ export class GroupLoop {
         now: this.o.clock(),
         paused: this.paused || this.failure !== undefined,
         removing: cfg.version.state?.removing ?? [],
+        lookMs: this.o.busyMs,
         ...this.self(observed),
       });
       this.reportProgress(cfg, observed, p);
       this.last = p;
       this.lastPassAt = new Date(this.o.clock()).toISOString();
       if (p.failure && !this.failure) this.fail(cfg, p.failure);
-      const ok = await this.actuator.act(cfg, p.actions, (operation, err) => this.recordError(operation, err));
-      this.errors = ok ? 0 : this.errors + 1;
+      this.failed = !(await this.actuator.act(cfg, p.actions, (operation, err) => this.recordError(operation, err)));
       this.metrics.set(this.status(), p.repair);
       return p;
     } catch (err) {
-      this.errors++;
+      this.failed = true;
       this.recordError('observe', err);
       return undefined;
     } finally {

@@ -30,6 +30,11 @@ export interface PlanInput {
   readonly selfInstanceId?: string;
   /** Instances named for removal (group.destroyInstances, the autoscaler): the first to go when the size drops. */
   readonly removing?: readonly string[];
+  /**
+   * How soon to look again while the plan waits for what only an observation shows (machines booting or joining,
+   * what this pass's actions did); without it, wakeAt says only when a fact turns by time alone.
+   */
+  readonly lookMs?: number;
 }
 
 export type DestroyReason = 'scale-down' | 'update' | 'unknown-id' | 'duplicate' | 'repair';
@@ -55,7 +60,10 @@ export interface Plan {
   /** Set when a new instance missed its health deadline during an update: the controller pauses or rolls back. */
   readonly failure?: string;
   readonly repair: RepairStatus;
-  /** When the plan could change with no new observation (a `healthyFor`, `unhealthyFor` or deadline ends). */
+  /**
+   * When to look next: when the plan could change with no new observation (a `healthyFor`, `unhealthyFor` or
+   * deadline ends), or, given `lookMs`, that soon while it waits for something to be observed.
+   */
   readonly wakeAt?: number;
 }
 
@@ -102,8 +110,11 @@ export function plan(input: PlanInput): Plan {
       : { broken, limit };
   const ctx = { input, facts, healthTimeout, repair };
   const p = 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size);
-  const wakeAt = nextChange(input, healthyFor, unhealthyFor, healthTimeout);
-  return wakeAt === undefined ? p : { ...p, wakeAt };
+  // Acting, or members not known healthy or unhealthy yet: only a new observation shows what comes of them.
+  const look = input.lookMs;
+  const waiting = look !== undefined && (p.actions.length > 0 || input.observed.some((o) => o.health === 'unknown'));
+  const wakeAt = Math.min(nextChange(input, healthyFor, unhealthyFor, healthTimeout) ?? Infinity, waiting ? now + look : Infinity);
+  return Number.isFinite(wakeAt) ? { ...p, wakeAt } : p;
 }
 
 /** The earliest moment a fact turns by time alone: a new member becomes available, a repair or a deadline is due. */

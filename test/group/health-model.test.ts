@@ -111,3 +111,14 @@ t.test('the plan says when it next needs to look: the end of healthyFor, of unhe
   t.equal(run({ spec, observed: [{ instance: inst('b', 'new', { launchedAt: NOW - 50_000 }), health: 'unknown' }] }).wakeAt, NOW + 10_001, 'a join deadline in 10 s');
   t.equal(run({ spec, observed: [member('a', 'healthy', { healthySince: 0 })] }).wakeAt, undefined, 'nothing due');
 });
+
+t.test('given lookMs, the plan says to look again that soon while it waits for an observation, and only then', async (t) => {
+  const spec = sizedSpec(3, { update: { maxUnavailable: 1, maxSurge: 1, healthTimeout: '60s', healthyFor: '10s', onFailure: 'pause' } });
+  const up = (id: string, config = 'new') => member(id, 'healthy', { healthySince: 0 }, config);
+  const look = (observed: Observed[], over: Partial<PlanInput> = {}) => run({ spec, observed, lookMs: 1000, ...over }).wakeAt;
+  t.equal(look([up('a'), up('b'), up('c')]), undefined, 'converged: nothing to look for');
+  t.equal(look([up('a'), up('b')]), NOW + 1000, 'acting: what the provision made');
+  t.equal(look([up('a'), up('b'), { instance: inst('c', 'new', { launchedAt: NOW - 1000 }), health: 'unknown' }]), NOW + 1000, 'a machine booting');
+  t.equal(look([up('a'), up('b'), member('c', 'healthy', { healthySince: NOW - 9500 })]), NOW + 500, 'a time sooner than the look comes first');
+  t.equal(look([up('a', 'old'), up('b', 'old'), up('c', 'old')], { paused: true }), undefined, 'a paused update with nothing to do: no poll');
+});
