@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { SwarmNode as FullNode } from '../spi/swarm.js';
 import type { Logger } from '../log.js';
 import { leadership as leadershipGauge } from '../metrics.js';
+import { Ticker } from '../ticker.js';
 
 /** The part of `GET /info` that leadership reads. */
 export interface SwarmInfo {
@@ -84,14 +85,12 @@ export class Leadership {
   readonly #timeoutMs: number;
   readonly #listeners = new Set<(leading: boolean) => void>();
   readonly #nodeListeners = new Set<() => void>();
-  readonly #abort = new AbortController();
+  /** Checks never overlap, so verdicts stay in order: every `pollMs`, and once more after node events. */
+  readonly #ticker: Ticker;
   #state: 'new' | 'running' | 'stopped' = 'new';
   #verdict: Verdict = { leading: false };
   #since?: string;
   #checkedAt?: string;
-  #checking?: Promise<void>;
-  #again = false;
-  #pollTimer?: NodeJS.Timeout;
   #reconnectTimer?: NodeJS.Timeout;
   #events?: NodeJS.ReadableStream;
   #eventsSince?: number;
@@ -101,6 +100,8 @@ export class Leadership {
     this.#logger = logger.child({ component: 'leadership' });
     this.#pollMs = pollMs;
     this.#timeoutMs = timeoutMs;
+    // Each check is due `pollMs` after the last (the step names no sooner time).
+    this.#ticker = new Ticker({ step: () => this.#check().then(() => undefined), intervalMs: pollMs });
   }
 
   /** Starts watching; resolves once the first check is done (leading or not). */
@@ -109,16 +110,15 @@ export class Leadership {
     this.#state = 'running';
     leadershipGauge.set(0);
     this.#watchEvents();
-    await this.#trigger();
+    await this.#ticker.trigger();
   }
 
   /** Stops watching and gives leadership up (emits false if it was leading). */
   stop(): void {
     if (this.#state !== 'running') return;
     this.#state = 'stopped';
-    clearTimeout(this.#pollTimer);
+    void this.#ticker.stop();
     clearTimeout(this.#reconnectTimer);
-    this.#abort.abort();
     destroy(this.#events);
     const wasLeading = this.#verdict.leading;
     this.#verdict = { ...(this.#verdict.nodeId ? { nodeId: this.#verdict.nodeId } : {}), leading: false, error: 'stopped' };
@@ -153,27 +153,6 @@ export class Leadership {
   onChange(fn: (leading: boolean) => void): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
-  }
-
-  /** Runs a check now, or once more after the one in flight (checks never overlap, so verdicts stay in order). */
-  #trigger(): Promise<void> {
-    if (this.#state !== 'running') return Promise.resolve();
-    if (this.#checking) {
-      this.#again = true;
-      return this.#checking;
-    }
-    this.#checking = this.#loop();
-    return this.#checking;
-  }
-
-  async #loop(): Promise<void> {
-    clearTimeout(this.#pollTimer);
-    do {
-      this.#again = false;
-      await this.#check();
-    } while (this.#again && this.#state === 'running');
-    this.#checking = undefined;
-    if (this.#state === 'running') this.#pollTimer = setTimeout(() => void this.#trigger(), this.#pollMs);
   }
 
   async #check(): Promise<void> {
@@ -227,13 +206,13 @@ export class Leadership {
     const since = this.#eventsSince;
     this.#eventsSince = Math.floor(Date.now() / 1000);
     this.#docker
-      .getEvents({ filters: { type: ['node'] }, ...(since ? { since } : {}), abortSignal: this.#abort.signal })
+      .getEvents({ filters: { type: ['node'] }, ...(since ? { since } : {}), abortSignal: this.#ticker.signal })
       .then(
         (stream) => {
           if (this.#state !== 'running') return destroy(stream);
           this.#events = stream;
           stream.on('data', () => {
-            void this.#trigger();
+            void this.#ticker.trigger();
             for (const fn of this.#nodeListeners) fn();
           });
           stream.on('error', (err: unknown) => this.#logger.debug({ error: messageOf(err) }, 'node events stream failed'));
