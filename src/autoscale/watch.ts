@@ -7,6 +7,7 @@ import type Docker from 'dockerode';
 import { Counter } from 'prom-client';
 import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
+import { Ticker } from '../ticker.js';
 import type { GroupSpec } from '../spi/index.js';
 import { decide, preview, type AutoscaleState, type Decision, type GroupView, type Outcome, type Tried } from './decide.js';
 import { SwarmReader } from './read.js';
@@ -51,13 +52,13 @@ const REMOVED_MS = 10 * 60_000;
 export class Autoscaler {
   readonly #o: Required<Omit<AutoscalerOptions, 'logger'>> & { logger: Logger };
   #running = false;
-  #abort?: AbortController;
+  /** One per term: evaluations never overlap; due when the decision or a burst says, at the latest every `pollMs`. */
+  #ticker?: Ticker;
+  /** The previous term's evaluation in flight: the next term's first waits for it. */
+  #stopped: Promise<void> = Promise.resolve();
   #events?: NodeJS.ReadableStream;
   #eventsSince?: number;
-  #timer?: NodeJS.Timeout;
   #reconnect?: NodeJS.Timeout;
-  #busy?: Promise<void>;
-  #again = false;
   #burstUntil = 0;
   readonly #reader: SwarmReader;
   /** Per pending task, the groups machines were added to for it: since when, and the verdict once one joined. */
@@ -80,49 +81,39 @@ export class Autoscaler {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#abort = new AbortController();
+    const { pollMs, settleMs, logger } = this.#o;
+    const after = this.#stopped;
+    this.#ticker = new Ticker({
+      step: () => after.then(() => this.#evaluate()),
+      intervalMs: pollMs,
+      // A Swarm that cannot be read is read again soon, then less and less often, at least every `pollMs`.
+      backoff: { baseMs: settleMs, maxMs: pollMs },
+      onError: (err) => logger.warn({ event: 'autoscale.error', err: String(err) }, 'could not read the Swarm'),
+      clock: this.#o.clock,
+    });
     this.#eventsSince = undefined;
     this.#watchEvents();
     this.trigger();
   }
 
-  stop(): void {
-    if (!this.#running) return;
+  /** Resolves once the evaluation in flight, if any, has finished. */
+  stop(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
     this.#running = false;
-    clearTimeout(this.#timer);
+    this.#stopped = this.#ticker!.stop();
     clearTimeout(this.#reconnect);
-    this.#abort?.abort();
     (this.#events as { destroy?: () => void } | undefined)?.destroy?.();
     this.#events = undefined;
     // A new leader term starts from what Swarm says, not from what this one remembered.
     this.#reader.clear();
     this.#tried.clear();
     this.#shown.clear();
+    return this.#stopped;
   }
 
   /** Evaluate now, or once more after the evaluation in flight (they never overlap). */
   trigger(): void {
-    if (!this.#running) return;
-    if (this.#busy) {
-      this.#again = true;
-      return;
-    }
-    clearTimeout(this.#timer);
-    this.#busy = (async () => {
-      let next: number | undefined;
-      do {
-        this.#again = false;
-        next = await this.#evaluate().then(
-          (o) => o.nextAt,
-          (err: unknown) => {
-            this.#o.logger.warn({ event: 'autoscale.error', err: String(err) }, 'could not read the Swarm');
-            return undefined;
-          },
-        );
-      } while (this.#again && this.#running);
-      this.#busy = undefined;
-      this.#schedule(next);
-    })();
+    if (this.#running) void this.#ticker!.trigger();
   }
 
   /** Recent decisions, oldest first: of one group, '' for those concerning no group, or all of them. */
@@ -136,8 +127,11 @@ export class Autoscaler {
     return this.#last && preview({ ...this.#last, now: this.#o.clock() }, spec);
   }
 
-  /** One read of the Swarm, one decision, its actions; an action not started (see #act) is not recorded either. */
-  async #evaluate(): Promise<Outcome> {
+  /**
+   * One read of the Swarm, one decision, its actions; an action not started (see #act) is not recorded either. Next
+   * when the decision says (a delay ends), or soon while a burst of quick re-reads lasts.
+   */
+  async #evaluate(): Promise<number | undefined> {
     const state = await this.#gather();
     this.#last = state;
     const outcome = decide(state);
@@ -146,7 +140,8 @@ export class Autoscaler {
       if (t) this.#tried.get(u.task)!.set(u.group, { ...t, verdict: u.why });
     }
     this.#record(outcome.decisions.filter((d) => d.action === 'none' || (this.#running && this.#act(d))));
-    return outcome;
+    const now = this.#o.clock();
+    return Math.min(outcome.nextAt ?? Infinity, now < this.#burstUntil ? now + this.#o.settleMs : Infinity);
   }
 
   async #gather(): Promise<AutoscaleState> {
@@ -230,20 +225,12 @@ export class Autoscaler {
     this.#shown = shown;
   }
 
-  #schedule(nextAt: number | undefined): void {
-    if (!this.#running) return;
-    const now = this.#o.clock();
-    const at = Math.min(nextAt ?? Infinity, now < this.#burstUntil ? now + this.#o.settleMs : Infinity, now + this.#o.pollMs);
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.trigger(), Math.max(0, at - now));
-  }
-
   /** Service and node events start a burst of quick reads; the stream is reopened with `since` so none are lost. */
   #watchEvents(): void {
     if (!this.#running) return;
     const since = this.#eventsSince;
     this.#eventsSince = Math.floor(Date.now() / 1000);
-    const signal = this.#abort!.signal;
+    const signal = this.#ticker!.signal;
     this.#o.docker.getEvents({ filters: { type: ['service', 'node'] }, ...(since ? { since } : {}), abortSignal: signal }).then(
       (stream) => {
         if (signal.aborted) return (stream as { destroy?: () => void }).destroy?.();
