@@ -13,6 +13,7 @@ import { Lab } from '../support/lab.js';
 import { killDuringScaleUp, oneActs, replaceDestroyed, replicasRestarted, resources, rollingUpdate, scaleDown, scaleUp } from './basics.js';
 import { measure, restart, since, syncGeneration } from './common.js';
 import { pausedUpdate, settledKills } from './failover.js';
+import { sigtermMidScaleUp } from './shutdown.js';
 import { stopAll } from './watchers.js';
 
 const scenarios: [name: string, title: string, run: (t: Test, lab: Lab) => Promise<void>][] = [
@@ -23,6 +24,7 @@ const scenarios: [name: string, title: string, run: (t: Test, lab: Lab) => Promi
   ['paused-update', 'a paused update stays paused through a leader kill; resumed, a kill mid-update keeps maxUnavailable', pausedUpdate],
   ['scale-down', 'scale 6 -> 2: removed nodes drained and gone', scaleDown],
   ['scale-up-failover', 'leader killed during a scale-up: the new leader finishes with exactly the requested machines', killDuringScaleUp],
+  ['sigterm', 'the leader’s replica stopped with SIGTERM during a scale-up: exits by itself in time, nothing written after', sigtermMidScaleUp],
   ['replace', 'a machine destroyed behind Capstan’s back is replaced and its Down node removed', replaceDestroyed],
   ['replica-restarts', 'every replica restarted during a rolling update: it resumes and completes', replicasRestarted],
   ['resources', 'resources', resources],
