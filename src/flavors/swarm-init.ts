@@ -1,15 +1,20 @@
 /**
  * The init script of the Swarm flavors: a POSIX sh script a machine runs once at first boot that labels its engine
- * with the link id and joins the Swarm. Template variables of the flavor properties are substituted here.
+ * with the link id and joins the Swarm. Its body is the static file swarm-init.sh; rendering puts before it only
+ * single-quoted variable assignments and the flavor's fragments, with their template variables substituted.
  */
+import { readFileSync } from 'node:fs';
 import { GROUP_LABEL, INSTANCE_LABEL, type Role } from './swarm-api.js';
 
 export const TEMPLATE_VARIABLES = ['JOIN_ADDR', 'LINK_ID', 'GROUP_ID', 'LOGICAL_ID', 'ROLE', 'CONFIG_HASH'] as const;
 export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
 /** {{UPPER_CASE}} is a variable; any other {{...}}, such as a `docker --format` template, is left as it is. */
 export const VARIABLE = /\{\{([A-Z][A-Z0-9_]*)\}\}/g;
-/** What may be substituted verbatim into a shell script. */
+/** What may be substituted verbatim into shell code: a variable's value in the before and after fragments. */
 export const SHELL_SAFE = /^[A-Za-z0-9._:@/+=,-]*$/;
+
+/** The static body of the script (shipped beside this module: the build copies src/flavors/*.sh). */
+const BODY = readFileSync(new URL('./swarm-init.sh', import.meta.url), 'utf8');
 
 /** The properties the script is made from (a part of SwarmFlavorProperties). */
 export interface InitProperties {
@@ -29,60 +34,49 @@ export function templated(p: InitProperties): [string, string][] {
   return out;
 }
 
-/** The machine's first-boot script: see the description in schemas/swarm-flavor.json. */
+/** A shell word that is exactly `value`: single quotes, each ' written '\''. A shell string cannot hold NUL. */
+export function shellQuote(value: string): string {
+  if (value.includes('\0')) throw new Error('a shell string cannot hold a NUL character');
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The machine's first-boot script: see the description in schemas/swarm-flavor.json. The header assigns the values
+ * the body uses; the labels go in as one JSON array, so any key or value reaches daemon.json as it is. Fragments are
+ * operator-written shell code: they go in verbatim (after substitution) as function bodies the body calls.
+ */
 export function renderInit(role: Role, p: InitProperties, vars: Record<TemplateVariable, string>, token: string, addrs: readonly string[] = [vars.JOIN_ADDR]): string {
   const fill = (text: string): string => text.replace(VARIABLE, (_, name: string) => vars[name as TemplateVariable]);
-  const labels = [`${INSTANCE_LABEL}=${vars.LINK_ID}`, `${GROUP_LABEL}=${vars.GROUP_ID}`, ...Object.entries(p.labels ?? {}).map(([k, v]) => `${k}=${fill(v)}`)];
-  const advertise = p.advertiseAddr === undefined ? '' : ` --advertise-addr '${p.advertiseAddr}'`;
-  return `#!/bin/sh
-# Capstan swarm-${role} init, group ${vars.GROUP_ID}: label this engine with link ${vars.LINK_ID}, join the Swarm
-# through ${addrs.join(', ')}. Runs once, at first boot. Never prints the join token.
-log() { echo "[capstan-init $(date +%H:%M:%S)] $*"; }
-fail() { log "ERROR: $*"; exit 1; }
-nap() { sleep "$1" 2>/dev/null || sleep 1; }
-
-n=0
-until docker version >/dev/null 2>&1; do
-  n=$((n + 1)); [ $n -ge 600 ] && fail "dockerd is not answering"; nap 0.2
-done
-${p.before === undefined ? '' : `\n# --- before (flavor properties) ---\n${fill(p.before)}\n# --- end of before ---\n`}
-# Engine labels, so Capstan can tell which Swarm node this machine became; set before joining so the node has them.
-labels='${labels.map((l) => `"${l}"`).join(',')}'
-f=/etc/docker/daemon.json
-mkdir -p /etc/docker
-if [ ! -s "$f" ] || [ "$(tr -d ' \\t\\r\\n' <"$f")" = '{}' ]; then
-  printf '{"labels":[%s]}\\n' "$labels" >"$f" || fail "cannot write $f"
-elif grep -q '"labels"' "$f"; then
-  fail "$f already sets labels; add ${INSTANCE_LABEL}=${vars.LINK_ID} there instead"
-else
-  awk -v l="$labels" '!done && sub(/\\{/, "{\\"labels\\":[" l "],") { done = 1 } { print }' "$f" >"$f.capstan" && mv "$f.capstan" "$f" || fail "cannot edit $f"
-fi
-if [ -s /var/run/docker.pid ]; then
-  kill -HUP "$(cat /var/run/docker.pid)"
-else
-  systemctl reload docker
-fi || fail "cannot reload dockerd"
-n=0
-until docker info --format '{{json .Labels}}' 2>/dev/null | grep -q '"${INSTANCE_LABEL}=${vars.LINK_ID}"'; do
-  n=$((n + 1)); [ $n -ge 150 ] && fail "dockerd did not take the labels in $f"; nap 0.2
-done
-log "engine labelled ${INSTANCE_LABEL}=${vars.LINK_ID}"
-
-state() { docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null; }
-token='${token}'
-# Each attempt tries the next manager: the one that was leader when this script was written may be gone.
-set -- ${addrs.map((a) => `'${a}'`).join(' ')}
-n=0
-until [ "$(state)" = active ] || [ "$(state)" = pending ]; do
-  n=$((n + 1)); [ $n -gt ${p.joinAttempts ?? 10} ] && fail "could not join the Swarm through $*"
-  addr=$1; shift; set -- "$@" "$addr"
-  if out=$(docker swarm join --token "$token"${advertise} "$addr" 2>&1); then
-    log "$out"
-  else
-    log "join attempt $n through $addr failed: $out"; nap 3
-  fi
-done
-unset token
-log "joined the Swarm as a ${role}"
-${p.after === undefined ? '' : `\n# --- after (flavor properties) ---\n${fill(p.after)}\n# --- end of after ---\n`}`;
+  const link = `${INSTANCE_LABEL}=${vars.LINK_ID}`;
+  const labels = [link, `${GROUP_LABEL}=${vars.GROUP_ID}`, ...Object.entries(p.labels ?? {}).map(([k, v]) => `${k}=${fill(v)}`)];
+  const bad = addrs.find((a) => a === '' || /\s/.test(a));
+  if (addrs.length === 0 || bad !== undefined) throw new Error(`no manager address to join, or one with white space: ${JSON.stringify(addrs)}`);
+  const header: [string, string][] = [
+    ['CAPSTAN_ROLE', role],
+    ['CAPSTAN_GROUP_ID', vars.GROUP_ID],
+    ['CAPSTAN_LINK_ID', vars.LINK_ID],
+    ['CAPSTAN_LINK_LABEL', link],
+    ['CAPSTAN_LABELS', JSON.stringify(labels)],
+    ['CAPSTAN_JOIN_ADDRS', addrs.join('\n')],
+    ['CAPSTAN_JOIN_ATTEMPTS', String(p.joinAttempts ?? 10)],
+    ['CAPSTAN_ADVERTISE_ADDR', p.advertiseAddr ?? ''],
+    ['CAPSTAN_TOKEN', token],
+  ];
+  // A fragment may be empty, end in a comment or a here-document, or hold braces: the : and the comment lines
+  // around it keep the function well formed whatever valid sh it is.
+  const fragment = (name: 'before' | 'after', text: string | undefined): string =>
+    text === undefined
+      ? `capstan_${name}() { :; }\n`
+      : `capstan_${name}() {\n:\n# --- ${name} (flavor properties) ---\n${fill(text)}\n# --- end of ${name} ---\n}\n`;
+  return [
+    '#!/bin/sh\n',
+    `# Capstan swarm-${role} init script: the values and fragments of this machine, then the static body.\n`,
+    ...header.map(([name, value]) => `${name}=${shellQuote(value)}\n`),
+    '\n',
+    fragment('before', p.before),
+    '\n',
+    fragment('after', p.after),
+    '\n',
+    BODY,
+  ].join('');
 }

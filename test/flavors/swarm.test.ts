@@ -35,6 +35,27 @@ t.teardown(async () => {
   await docker.getNetwork(group).remove();
 });
 
+/** Extra engine labels whose values a shell, awk, printf or JSON could take for syntax: the engine carries them as given. */
+const HOSTILE_LABELS: Record<string, string> = {
+  'capstan-test': '{{GROUP_ID}}',
+  quotes: `it's "quoted" '\\''`,
+  backslashes: 'a\\b \\\\c \\n \\u0041 \\',
+  substitution: '$(touch /tmp/capstan-pwned) ${HOME} `id` $((1+1))',
+  newlines: 'line 1\nline 2\ttab',
+  punctuation: ';|&<>(){}[]*?~#! %s %%',
+  unicode: 'ünïcødé ✓ 🚀 日本語',
+  equals: 'a=b==c',
+  json: '{"labels":["x=y"]},]}',
+  awk: '& \\& \\1 $0',
+  empty: '',
+};
+/** The engine labels of a machine of the group with HOSTILE_LABELS, as a Swarm node describes them. */
+const engineLabels = (link: string): Record<string, string> => ({
+  'capstan.instance': link,
+  'capstan.group': group,
+  ...Object.fromEntries(Object.entries(HOSTILE_LABELS).map(([k, v]) => [k, v.replace('{{GROUP_ID}}', group)])),
+});
+
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -100,16 +121,16 @@ t.test('prepare renders a join script with the right token and a link', async (t
   const after = 'echo "I am {{LOGICAL_ID}} in {{GROUP_ID}}"; docker info --format \'{{.Swarm.NodeID}}\'';
   const manager = await managerKind!.create({ managerAddr: '10.9.9.9', after }).prepare({ tags: { a: 'b' }, init: '' }, ctx);
   t.match(manager.tags, { a: 'b', [LINK_TAG]: /^[0-9a-f-]{36}$/ });
-  t.ok(manager.init.includes(`token='${swarm.JoinTokens.Manager}'`), 'manager token');
-  t.ok(manager.init.includes("'10.9.9.9:2377'"), 'managerAddr overrides, with the default port');
+  t.ok(manager.init.includes(`\nCAPSTAN_TOKEN='${swarm.JoinTokens.Manager}'\n`), 'manager token');
+  t.ok(manager.init.includes("\nCAPSTAN_JOIN_ADDRS='10.9.9.9:2377'\n"), 'managerAddr overrides, with the default port');
   t.ok(manager.init.includes(`echo "I am m-1 in ${group}"; docker info --format '{{.Swarm.NodeID}}'`), 'templated fragment');
   t.equal(manager.init.split(swarm.JoinTokens.Manager).length, 2, 'the token appears once, in an assignment only');
   const worker = await workerKind!.create({}).prepare({ tags: {}, init: '' }, ctx);
-  t.ok(worker.init.includes(`token='${swarm.JoinTokens.Worker}'`), 'worker token');
+  t.ok(worker.init.includes(`\nCAPSTAN_TOKEN='${swarm.JoinTokens.Worker}'\n`), 'worker token');
   // the address the engine's manager advertises (the tests' engine picks it from its docker0, whatever range that got)
   const leader = ((await docker.listNodes({ filters: JSON.stringify({ role: ['manager'] }) })) as SwarmNode[]).find((n) => n.ManagerStatus?.Leader);
   t.ok(leader?.ManagerStatus?.Addr, 'the engine has a leader with an address');
-  t.ok(worker.init.includes(`'${leader!.ManagerStatus!.Addr}'`), "the manager's advertised address");
+  t.ok(worker.init.includes(`\nCAPSTAN_JOIN_ADDRS='${leader!.ManagerStatus!.Addr}'\n`), "the manager's advertised address");
   t.not(worker.tags[LINK_TAG], manager.tags[LINK_TAG], 'a new link per instance');
 });
 
@@ -119,7 +140,7 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
     drainTimeout: '40s',
     // An existing daemon.json: the script merges its labels in rather than overwrite it.
     before: `printf '{\\n  "debug": false\\n}\\n' >/etc/docker/daemon.json`,
-    labels: { 'capstan-test': '{{GROUP_ID}}' },
+    labels: HOSTILE_LABELS,
     nodeLabels: { pool: 'batch', 'capstan-test-node': group },
     after: 'echo "joined {{GROUP_ID}} as {{ROLE}}"; tr -d " \\n" </etc/docker/daemon.json; echo',
   });
@@ -138,7 +159,7 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
   for (const [n, id] of nodeIds.entries()) {
     const node = (await docker.getNode(id).inspect()) as SwarmNode;
     t.equal(node.Description?.Engine?.Labels?.['capstan.instance'], instances[n]!.tags[LINK_TAG], 'the node links to its instance');
-    t.equal(node.Description?.Engine?.Labels?.['capstan-test'], group, 'templated extra label');
+    t.same(node.Description?.Engine?.Labels, engineLabels(instances[n]!.tags[LINK_TAG]!), 'exactly the labels given, hostile values too');
   }
   // Each pass puts nodeLabels on the nodes of the group's machines, once, keeping the labels others put there.
   await docker.getNode(nodeIds[0]!).update({ version: ((await docker.getNode(nodeIds[0]!).inspect()) as SwarmNode).Version.Index, Role: 'worker', Availability: 'active', Labels: { 'set-by': 'operator' } });
@@ -154,7 +175,8 @@ t.test('machines join, serve, drain, and leave no nodes behind', async (t) => {
   });
   t.match(logs, 'init exited 0');
   t.match(logs, `joined ${group} as worker`, 'the after fragment ran');
-  t.match(logs, `{"labels":["capstan.instance=${instances[0]!.tags[LINK_TAG]}","capstan.group=${group}","capstan-test=${group}"],"debug":false}`);
+  const merged = `{"labels":${JSON.stringify(Object.entries(engineLabels(instances[0]!.tags[LINK_TAG]!)).map(([k, v]) => `${k}=${v}`))},"debug":false}`;
+  t.ok(logs.includes(merged.replace(/[ \n]/g, '')), 'the labels merged into the daemon.json there was');
   t.notOk(logs.includes((await docker.swarmInspect()).JoinTokens.Worker), 'the token is not in the logs');
 
   // A replicated task on one of the machines (the constraint keeps it off the shared manager).
@@ -227,7 +249,7 @@ t.test('managers on a private Swarm: join Reachable, quorum refusal, demote on d
     return nodes.some((n) => n.Status.State === 'ready' && n.ManagerStatus?.Reachability === 'reachable');
   });
   const [, kind] = swarmFlavorKinds({ docker: own, logger: silentLogger, pollMs: 200 });
-  const flavor = kind!.create({ drainTimeout: '10s' });
+  const flavor = kind!.create({ drainTimeout: '10s', labels: HOSTILE_LABELS });
   const specs = await Promise.all(
     ['m2', 'm3'].map((logicalId) => flavor.prepare({ tags: { 'capstan.group': group, 'capstan.config': 'm' }, init: '', logicalId }, { groupId: group, configHash: 'm', logicalId })),
   );
@@ -238,6 +260,10 @@ t.test('managers on a private Swarm: join Reachable, quorum refusal, demote on d
     return [...reports.values()].every((h) => h.health === 'healthy') ? reports : undefined;
   });
   t.comment(`2 managers Ready and Reachable ${Date.now() - t0} ms after provision`);
+  for (const m of [m2!, m3!]) {
+    const node = (await own.getNode(healthy.get(m.id)!.link!).inspect()) as SwarmNode;
+    t.same(node.Description?.Engine?.Labels, engineLabels(m.tags[LINK_TAG]!), 'no daemon.json before: exactly the labels given');
+  }
   const managerIds = async (): Promise<string[]> => ((await own.listNodes({ filters: JSON.stringify({ role: ['manager'] }) })) as SwarmNode[]).map((n) => n.ID);
   t.equal((await managerIds()).length, 3);
 
