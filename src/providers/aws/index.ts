@@ -9,17 +9,18 @@
  * ec2:TerminateInstances, ec2:DescribeSubnets (only for logical ids that are addresses), and
  * iam:PassRole on the role of `launch.IamInstanceProfile` when one is given.
  */
+// Only types from the SDK and from the modules that use it (ec2.ts, provider.ts) are imported here: the SDK costs
+// about 90 MB and most of a start-up, so it is loaded by the first call a provider makes (see `sdk` below), and a
+// Capstan with no aws group never loads it. Name, schema and validation need none of it.
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { createLogger, type Logger } from '../../log.js';
-import type { ProviderKind } from '../../spi/instance.js';
-import { createEc2Client } from './ec2.js';
+import type { InstanceProvider, ProviderKind } from '../../spi/instance.js';
 import type { OperatorAllow } from '../allow.js';
 import { reportingFailures } from '../failures.js';
 import { awsSchema, extraChecks, operatorProblems, parseProperties } from './properties.js';
-import { AwsInstanceProvider } from './provider.js';
 import { sharedEc2RateLimit, type RateLimit } from './rate-limit.js';
 
-export { AwsError } from './ec2.js';
+export type { AwsError } from './ec2.js';
 export type { AwsProperties } from './properties.js';
 export { Ec2RateLimit, EC2_DEFAULT_LIMITS, type RateLimit } from './rate-limit.js';
 
@@ -37,6 +38,19 @@ export interface AwsProviderKindOptions {
   readonly allow?: OperatorAllow;
 }
 
+/** The SDK-backed modules, imported once per process by the first call of any aws provider. */
+type Sdk = Pick<typeof import('./ec2.js'), 'createEc2Client'> & Pick<typeof import('./provider.js'), 'AwsInstanceProvider'>;
+let loading: Promise<Sdk> | undefined;
+function sdk(): Promise<Sdk> {
+  loading ??= Promise.all([import('./ec2.js'), import('./provider.js')])
+    .then(([{ createEc2Client }, { AwsInstanceProvider }]) => ({ createEc2Client, AwsInstanceProvider }))
+    .catch((err: unknown) => {
+      loading = undefined; // a failed import is tried again by the next call
+      throw err;
+    });
+  return loading;
+}
+
 export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderKind {
   const logger = (options.logger ?? createLogger()).child({ provider: 'aws' });
   const rateLimit = options.rateLimit ?? sharedEc2RateLimit;
@@ -52,14 +66,29 @@ export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderK
     schema: awsSchema,
     validate: (properties: unknown) => [...extraChecks(properties), ...operatorProblems(properties, options.allow)],
     create(raw: unknown) {
+      // Invalid properties are refused here and now, as before; the SDK comes with the first call.
       const properties = parseProperties(raw);
-      const key = `${properties.region} ${properties.endpoint ?? ''}`;
-      let client = clients.get(key);
-      if (!client) {
-        client = createEc2Client({ region: properties.region, endpoint: properties.endpoint, rateLimit, maxAttempts: options.maxAttempts ?? 8 });
-        clients.set(key, client);
-      }
-      return reportingFailures('aws', new AwsInstanceProvider({ client, properties, logger, maxBatch, pageSize }));
+      let ready: Promise<InstanceProvider> | undefined;
+      const provider = () =>
+        (ready ??= sdk().then(({ createEc2Client, AwsInstanceProvider }) => {
+          const key = `${properties.region} ${properties.endpoint ?? ''}`;
+          let client = clients.get(key);
+          if (!client) {
+            client = createEc2Client({ region: properties.region, endpoint: properties.endpoint, rateLimit, maxAttempts: options.maxAttempts ?? 8 });
+            clients.set(key, client);
+          }
+          return new AwsInstanceProvider({ client, properties, logger, maxBatch, pageSize });
+        }).catch((err: unknown) => {
+          ready = undefined; // tried again by the next call
+          throw err;
+        }));
+      return reportingFailures('aws', {
+        maxBatch,
+        provision: async (specs, intent) => (await provider()).provision(specs, intent),
+        destroy: async (ids) => (await provider()).destroy(ids),
+        describe: async (tags) => (await provider()).describe(tags),
+        tag: async (ids, tags) => (await provider()).tag!(ids, tags),
+      });
     },
     // A region (and endpoint) is a separate world of instances; a change of either moves the machines.
     location(raw: unknown) {
