@@ -44,7 +44,7 @@ export class GroupLoop {
   private progressKey = '';
   private blockedReason: string | undefined;
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
-  private cached: GroupStatus | undefined;
+  private cached: { readonly status: GroupStatus; readonly revision: number } | undefined;
   /** Whether the latest pass met an error (the ticker backs off). */
   private failed = false;
   private readonly ticker: Ticker;
@@ -220,8 +220,8 @@ export class GroupLoop {
   }
 
   status(): GroupStatus {
-    this.cached ??= this.build();
-    return this.cached;
+    if (this.cached?.revision !== this.members.revision) this.cached = { status: this.build(), revision: this.members.revision };
+    return this.cached.status;
   }
 
   private build(): GroupStatus {

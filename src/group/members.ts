@@ -27,8 +27,10 @@ export class Members {
   /** Which location's provider listed each instance (launches not yet listed are the current one's). */
   private owners = new Map<string, Owner>();
   health = new Map<string, HealthReport>();
-  /** The members as of the latest observation. */
+  /** The members as of the latest observation, with launches and destructions since then. */
   list: Instance[] = [];
+  /** Counts changes of `list`: a status built from an older one is stale. */
+  revision = 0;
   /** Untagged instances of this group that this cluster takes as its own (see ownInstances). */
   adopt: Instance[] = [];
 
@@ -57,6 +59,7 @@ export class Members {
     for (const [id, at] of this.destroyed) if (!this.owners.has(id) || now - at > this.o.describeLagMs) this.destroyed.delete(id);
     const members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
     this.list = members;
+    this.revision++;
     const reports = await Promise.all(owners.map((o) => o.flavor.health(members.filter((i) => this.ownerOf(i.id, cfg) === o))));
     this.health = new Map(reports.flatMap((r) => [...r]));
     track(this.healthySince, members, (i) => this.health.get(i.id)?.health === 'healthy', now);
@@ -79,9 +82,13 @@ export class Members {
     return this.owners.get(id) ?? cfg;
   }
 
+  /** Launched instances are members from the moment the provider returns them, not from the next observation. */
   launchedNow(instances: readonly Instance[]): void {
     const at = this.o.clock();
     for (const instance of instances) this.launched.set(instance.id, { instance, at });
+    const known = new Set(this.list.map((i) => i.id));
+    this.list = [...this.list, ...instances.filter((i) => !known.has(i.id))];
+    this.revision++;
   }
 
   destroyedNow(instances: readonly Instance[]): void {
@@ -90,6 +97,9 @@ export class Members {
       this.destroyed.set(i.id, at);
       this.launched.delete(i.id);
     }
+    const gone = new Set(instances.map((i) => i.id));
+    this.list = this.list.filter((i) => !gone.has(i.id));
+    this.revision++;
   }
 }
 

@@ -257,3 +257,20 @@ t.test('progress of a scale-up is logged as it moves, once per change', async (t
   t.same(progress.map((l) => [l.instances, l.converged]), [[0, false], [3, true]], 'from nothing to converged, no repeats');
   t.match(progress.at(-1)!.msg, /web v1: 3\/3 healthy, 3 instances, converged/);
 });
+
+t.test('instances show in the status as soon as the provider returns them, and go when destroyed, not a pass later', async (t) => {
+  const s = setup({ maxBatch: 4, describeLagMs: 3_600_000 });
+  const c = s.make();
+  t.teardown(() => c.stop());
+  c.apply(s.commit(base(10, { maxBatch: 4 })));
+  await c.reconcile('web');
+  const made = s.cloud.list().map((i) => i.id).sort();
+  t.equal(made.length, 10, 'one pass made 10');
+  t.same(c.status('web')!.instances.map((i) => i.id).sort(), made, 'all 10 in the status after the pass that made them (describe does not list them yet)');
+  t.ok(c.status('web')!.instances.every((i) => i.health === 'unknown'), 'health unknown until observed');
+  c.apply(s.commit(base(3, { maxBatch: 4 })));
+  await c.reconcile('web');
+  const left = s.cloud.list().map((i) => i.id).sort();
+  t.equal(left.length, 3);
+  t.same(c.status('web')!.instances.map((i) => i.id).sort(), left, 'the 7 destroyed are gone from the status at once');
+});
