@@ -1,7 +1,7 @@
 /** An autoscale policy (schemas/autoscale.json): what one machine of a group offers, and how patiently to act. */
-import { Ajv } from 'ajv';
 import type { Problem } from '../errors.js';
 import { readSchema } from '../package.js';
+import { problemsOf, problemText, validator } from '../schema.js';
 import type { Duration, GroupSpec } from '../spi/index.js';
 
 /** schemas/autoscale.json, with its defaults filled in. */
@@ -19,7 +19,7 @@ export interface AutoscalePolicy {
 }
 
 export const autoscaleSchema: object = readSchema('autoscale.json');
-const validatePolicy = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile<AutoscalePolicy>(autoscaleSchema);
+const validatePolicy = validator<AutoscalePolicy>(autoscaleSchema, { defaults: true });
 
 /**
  * What makes an autoscale section unusable beyond its schema, for validateSpec to reject at commit. Only a sized
@@ -48,7 +48,7 @@ export function policyOf(spec: GroupSpec): { policy: AutoscalePolicy } | { probl
   if (spec.autoscale === undefined) return undefined;
   const policy = structuredClone(spec.autoscale);
   if (!validatePolicy(policy)) {
-    return { problem: `invalid autoscale: ${(validatePolicy.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}` };
+    return { problem: `invalid autoscale: ${problemsOf(validatePolicy.errors, { prefix: '/autoscale' }).map(problemText).join('; ')}` };
   }
   const problems = autoscaleProblems(spec);
   return problems.length ? { problem: problems.map((p) => p.message).join('; ') } : { policy };

@@ -3,12 +3,12 @@
  * its engine with a link id and joins the Swarm; the link finds the Swarm node again for health, drain and cleanup.
  */
 import { randomUUID } from 'node:crypto';
-import { Ajv } from 'ajv';
 import type Docker from 'dockerode';
 import { CapstanError } from '../errors.js';
 import { durationMs } from '../spi/quantity.js';
 import type { Logger } from '../log.js';
 import { readSchema } from '../package.js';
+import { problemsOf, problemText, validator } from '../schema.js';
 import type { Duration, Flavor, FlavorKind, HealthReport, Instance, InstanceSpec, PrepareContext } from '../spi/index.js';
 import { LINK_TAG, linked, swarmOf, type Role, type Swarm, type SwarmNode } from './swarm-api.js';
 import { renderInit, SHELL_SAFE, templated, TEMPLATE_VARIABLES, VARIABLE, type InitProperties, type TemplateVariable } from './swarm-init.js';
@@ -36,7 +36,7 @@ export interface SwarmFlavorOptions {
 }
 
 export const swarmFlavorSchema: object = readSchema('swarm-flavor.json');
-const validateSchema = new Ajv({ allErrors: true, strict: false }).compile<SwarmFlavorProperties>(swarmFlavorSchema);
+const validateSchema = validator<SwarmFlavorProperties>(swarmFlavorSchema);
 const ACTIVE_TASK_STATES = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
 
 /** `swarm-worker` and `swarm-manager`, sharing one Swarm client, join-token cache and membership lock. */
@@ -57,12 +57,7 @@ export function swarmFlavorKinds(options: SwarmFlavorOptions): FlavorKind[] {
 
 /** Schema, template variables, and for managers an odd member count; messages start with a JSON path. */
 export function checkProperties(role: Role, properties: unknown, allocation: { size?: number; logicalIds?: readonly string[] }): string[] {
-  if (!validateSchema(properties)) {
-    return (validateSchema.errors ?? []).map((e) => {
-      const extra = e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : '';
-      return `${e.instancePath || '/'}: ${e.message ?? e.keyword}${extra}`;
-    });
-  }
+  if (!validateSchema(properties)) return problemsOf(validateSchema.errors).map(problemText);
   const problems: string[] = [];
   for (const [path, text] of templated(properties)) {
     for (const [, name] of text.matchAll(VARIABLE)) {

@@ -1,46 +1,18 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { CapstanError, InvalidError, type Problem } from '../errors.js';
 import type { GroupSpec, Plugins } from '../spi/index.js';
 import { readSchema } from '../package.js';
+import { problemsOf, validator } from '../schema.js';
 import { desiredSize } from './allocation.js';
 import { resolveQuantity } from '../spi/quantity.js';
 
-
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 // Provider and flavor properties are stored as the operator wrote them: the config hash covers them, so a
-// default a later release adds or changes must not change the hash (that would replace every machine).
-const compiled = new WeakMap<object, ValidateFunction>();
-ajv.addSchema(readSchema('autoscale.json'));
-const validateGroup = ajv.compile(readSchema('group.json'));
+// default a later release adds or changes must not change the hash (that would replace every machine). Each is
+// validated, and gets its defaults, as a copy.
+const validateGroup = validator<GroupSpec>(readSchema('group.json'), { defaults: true, uses: [readSchema('autoscale.json')] });
+const compile = (schema: object) => validator(schema, { defaults: true });
 
-function compile(schema: object): ValidateFunction {
-  let fn = compiled.get(schema);
-  if (!fn) {
-    fn = ajv.compile(schema);
-    compiled.set(schema, fn);
-  }
-  return fn;
-}
-
-/** ajv's errors as problems with JSON Pointer paths ("" is the root; an unknown key is named by its own path). */
-export function problemsOf(errors: readonly ErrorObject[] | null | undefined, prefix = ''): Problem[] {
-  const out: Problem[] = [];
-  const seen = new Set<string>();
-  const oneOfPaths = new Set((errors ?? []).filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
-  for (const e of errors ?? []) {
-    const unknownKey = e.keyword === 'additionalProperties' ? `/${(e.params as { additionalProperty: string }).additionalProperty}` : '';
-    const path = prefix + e.instancePath + unknownKey;
-    // Branch errors under a failed oneOf are reported once, by the oneOf itself.
-    if (e.keyword !== 'oneOf' && [...oneOfPaths].some((p) => e.instancePath.startsWith(p) && e.schemaPath.includes('/oneOf/'))) continue;
-    let message = e.message ?? 'is invalid';
-    if (unknownKey) message = 'unknown key';
-    if (e.keyword === 'oneOf') message = path.endsWith('/allocation') ? 'must have exactly one of "size" (integer >= 0) or "logicalIds" (unique non-empty strings)' : 'must match exactly one allowed form';
-    const key = `${path} ${message}`;
-    if (!seen.has(key)) out.push({ path, message });
-    seen.add(key);
-  }
-  return out;
-}
+/** What an allocation must be, said for the oneOf of schemas/group.json. */
+const forms = { '/allocation': 'must have exactly one of "size" (integer >= 0) or "logicalIds" (unique non-empty strings)' };
 
 /** A provider's or flavor's properties: the named kind exists, its schema holds, then its own checks. */
 function checkPlugin(
@@ -55,7 +27,7 @@ function checkPlugin(
   if (!kind) return [{ path: `${at}/${key}`, message: `unknown ${key === 'kind' ? 'flavor' : key} "${name}"; known: ${[...kinds.keys()].join(', ')}` }];
   const check = compile(kind.schema);
   const filled = structuredClone(properties);
-  if (!check(filled)) return problemsOf(check.errors, `${at}/properties`);
+  if (!check(filled)) return problemsOf(check.errors, { prefix: `${at}/properties` });
   return validate(filled).map((message) => (at === '/instance' ? located(`${at}/properties`, message) : { path: `${at}/properties`, message }));
 }
 
@@ -78,7 +50,7 @@ export function pluginProperties(kind: { readonly schema: object }, properties: 
  */
 export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   const spec = structuredClone(raw) as GroupSpec;
-  if (!validateGroup(spec)) throw new InvalidError('invalid group spec', problemsOf(validateGroup.errors));
+  if (!validateGroup(spec)) throw new InvalidError('invalid group spec', problemsOf(validateGroup.errors, { oneOf: forms }));
   const problems: Problem[] = [];
   const allocation = spec.allocation;
 

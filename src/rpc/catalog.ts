@@ -1,7 +1,6 @@
-import { Ajv, type ValidateFunction } from 'ajv';
 import { CapstanError } from '../errors.js';
-import { problemsOf } from '../group/spec.js';
 import { readSchema } from '../package.js';
+import { problemsOf, validator, type ValidateFunction } from '../schema.js';
 
 /** Every public method, in the order rpc.discover lists them. The names are the API's contract. */
 export const methodNames = [
@@ -41,13 +40,11 @@ export const methodSchemas: ReadonlyMap<MethodName, MethodSchema> = new Map(
   methodNames.map((name) => [name, readSchema(`rpc/${name}.json`) as MethodSchema]),
 );
 
-const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
-ajv.addSchema(commonSchema);
-
-// An $id per part so "common.json#/..." resolves against the shared definitions.
+// An $id per part so "common.json#/..." resolves against the shared definitions. Params are checked as the client
+// sent them (no defaults filled in).
 function compile(name: string, part: 'params' | 'result'): ValidateFunction {
   const schema = methodSchemas.get(name as MethodName)![part];
-  return ajv.compile({ $id: `${base}${name}.${part}.json`, ...schema });
+  return validator({ $id: `${base}${name}.${part}.json`, ...schema }, { uses: [commonSchema] });
 }
 
 const paramValidators = new Map(methodNames.map((name) => [name as string, compile(name, 'params')]));

@@ -42,7 +42,7 @@ t.test('properties: schema, defaults and refusals', async (t) => {
   const trusting = dockerProviderKind({ logger: silentLogger, allow: { endpoints: ['tcp://10.0.0.1:2375'], privileged: true } });
   t.same(trusting.validate!({ engine: 'tcp://10.0.0.1:2375', privileged: true, memory: 1 << 30, network: 'machines' }), [], 'what the operator allows (test/providers/allow.test.ts: what it does not)');
   t.match(kind.validate!({ engine: 'http://x' }), [/^\/engine: /]);
-  t.match(kind.validate!({ image: 'a', extra: 1 }), [/unknown property extra/]);
+  t.match(kind.validate!({ image: 'a', extra: 1 }), [/^\/extra: unknown key$/]);
   t.match(kind.validate!({ memory: '1m' }), [/^\/memory: /]);
   t.match(kind.validate!({ deviceCgroupRules: ['all'] }), [/^\/deviceCgroupRules\/0: /]);
   t.throws(() => kind.create({ env: { 'A-B': 'x' } }), /invalid docker properties/);

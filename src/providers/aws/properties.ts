@@ -1,7 +1,7 @@
 /** The aws provider's `instance.properties`: their type, JSON Schema and validation. */
-import { Ajv, type ErrorObject } from 'ajv';
 import type { RunInstancesCommandInput } from '@aws-sdk/client-ec2';
 import { readSchema } from '../../package.js';
+import { problemsOf, problemText, validator } from '../../schema.js';
 import { endpointAllowed, type OperatorAllow } from '../allow.js';
 
 /** RunInstances fields Capstan sets itself; the schema refuses them in `launch`. */
@@ -27,11 +27,11 @@ export interface AwsProperties {
 
 export const awsSchema: object = readSchema('aws.json');
 
-const validateSchema = new Ajv({ allErrors: true, strict: true }).compile<AwsProperties>(awsSchema);
+const validateSchema = validator<AwsProperties>(awsSchema);
 
 /** Schema and extra checks; messages name JSON paths, none when the properties are usable. */
 export function checkProperties(properties: unknown): string[] {
-  if (!validateSchema(properties)) return (validateSchema.errors ?? []).map(describeError);
+  if (!validateSchema(properties)) return problemsOf(validateSchema.errors).map(problemText);
   return extraChecks(properties);
 }
 
@@ -58,13 +58,4 @@ export function parseProperties(properties: unknown): AwsProperties {
   const problems = checkProperties(properties);
   if (problems.length > 0) throw new Error(`invalid aws properties: ${problems.join('; ')}`);
   return properties as AwsProperties;
-}
-
-function describeError(error: ErrorObject): string {
-  const path = error.instancePath || '/';
-  if (error.keyword === 'false schema') return `${path}: set by Capstan, not allowed here`;
-  if (error.keyword === 'additionalProperties') {
-    return `${path}: unknown property ${String((error.params as { additionalProperty?: string }).additionalProperty)}`;
-  }
-  return `${path}: ${error.message ?? error.keyword}`;
 }

@@ -1,6 +1,6 @@
 /** The docker provider's `instance.properties`: their type, schema (schemas/docker.json), checks and defaults. */
-import { Ajv, type ErrorObject } from 'ajv';
 import { readSchema } from '../../package.js';
+import { problemsOf, problemText, validator } from '../../schema.js';
 import { engineAllowed, type OperatorAllow } from '../allow.js';
 
 export interface DockerProperties {
@@ -46,11 +46,11 @@ const UNPRIVILEGED = {
 const SYSTEMPATHS_UNCONFINED = 'systempaths=unconfined';
 
 export const dockerSchema: object = readSchema('docker.json');
-const validateSchema = new Ajv({ allErrors: true }).compile<DockerProperties>(dockerSchema);
+const validateSchema = validator<DockerProperties>(dockerSchema);
 
 /** Schema problems, each naming its JSON path; none when the properties are usable. */
 export function checkProperties(properties: unknown): string[] {
-  if (!validateSchema(properties)) return (validateSchema.errors ?? []).map(describeError);
+  if (!validateSchema(properties)) return problemsOf(validateSchema.errors).map(problemText);
   const { memory } = properties;
   // Docker's own floor, which the schema can only say for the integer form.
   if (memory !== undefined && bytes(memory) < MIN_MEMORY) return [`/memory: less than Docker's minimum of 6m`];
@@ -122,12 +122,4 @@ function bytes(memory: number | string): number {
   if (typeof memory === 'number') return memory;
   const [, digits, unit] = /^([0-9]+)([bkmg]?)$/i.exec(memory)!;
   return Number(digits) * UNITS[unit!.toLowerCase()]!;
-}
-
-function describeError(error: ErrorObject): string {
-  const path = error.instancePath || '/';
-  if (error.keyword === 'additionalProperties') {
-    return `${path}: unknown property ${String((error.params as { additionalProperty?: string }).additionalProperty)}`;
-  }
-  return `${path}: ${error.message ?? error.keyword}`;
 }
