@@ -119,12 +119,17 @@ export function plan(input: PlanInput): Plan {
 
 /** The earliest moment a fact turns by time alone: a new member becomes available, a repair or a deadline is due. */
 function nextChange({ observed, now, configHash }: PlanInput, healthyFor: number, unhealthyFor: number, healthTimeout: number): number | undefined {
-  const times = observed.flatMap((o) => [
-    o.health === 'healthy' && o.healthySince !== undefined && configOf(o.instance) === configHash ? o.healthySince + healthyFor : Infinity,
-    o.health === 'unhealthy' && o.unhealthySince !== undefined ? o.unhealthySince + unhealthyFor : Infinity,
-    o.health !== 'healthy' && !o.joined ? o.instance.launchedAt + healthTimeout + 1 : Infinity,
-  ]);
-  const next = Math.min(...times.filter((at) => at > now));
+  // One loop, no arrays: this runs over every member on every pass.
+  let next = Infinity;
+  const consider = (at: number) => {
+    if (at > now && at < next) next = at;
+  };
+  for (const o of observed) {
+    if (o.health === 'healthy') {
+      if (o.healthySince !== undefined && configOf(o.instance) === configHash) consider(o.healthySince + healthyFor);
+    } else if (o.health === 'unhealthy' && o.unhealthySince !== undefined) consider(o.unhealthySince + unhealthyFor);
+    if (o.health !== 'healthy' && !o.joined) consider(o.instance.launchedAt + healthTimeout + 1);
+  }
   return Number.isFinite(next) ? next : undefined;
 }
 
@@ -141,20 +146,33 @@ const idOf = (f: Facts): string => f.o.instance.id;
 
 /** Scale-down order: the instance hosting Capstan last, named removals first, then unhealthy, outdated, newest. */
 function removalOrder(selfId: string | undefined, named: ReadonlySet<string> = new Set()) {
-  const rank = (f: Facts): number[] => [
-    idOf(f) === selfId ? 1 : 0,
-    named.has(idOf(f)) ? 0 : 1,
-    f.free || f.failed ? 0 : 1,
-    f.current ? 1 : 0,
-    -f.o.instance.launchedAt,
+  // Ranks compared one by one, lowest first, without building them (a sort makes n log n comparisons).
+  const ranks: ((f: Facts) => number)[] = [
+    (f) => (idOf(f) === selfId ? 1 : 0),
+    (f) => (named.has(idOf(f)) ? 0 : 1),
+    (f) => (f.free || f.failed ? 0 : 1),
+    (f) => (f.current ? 1 : 0),
+    (f) => -f.o.instance.launchedAt,
   ];
   return (a: Facts, b: Facts): number => {
-    const ra = rank(a);
-    const rb = rank(b);
-    for (let i = 0; i < ra.length; i++) if (ra[i] !== rb[i]) return ra[i]! - rb[i]!;
+    for (const rank of ranks) {
+      const ra = rank(a);
+      const rb = rank(b);
+      if (ra !== rb) return ra - rb;
+    }
     return idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0;
   };
 }
+
+/** The first `count` of `list` in `order`; sorts only when some are asked for. */
+const firstIn = (list: readonly Facts[], order: (a: Facts, b: Facts) => number, count: number): Facts[] => (count > 0 ? [...list].sort(order).slice(0, count) : []);
+
+/** `list` without the members of `gone`, in one pass. */
+const without = (list: readonly Facts[], gone: readonly Facts[]): Facts[] => {
+  if (!gone.length) return [...list];
+  const out = new Set(gone);
+  return list.filter((f) => !out.has(f));
+};
 
 function progress(total: number, members: readonly Facts[], paused: boolean, failure: string | undefined): UpdateProgress {
   const outdated = members.some((f) => !f.current);
@@ -200,11 +218,11 @@ function planSized(ctx: Ctx, size: number): Plan {
   const order = removalOrder(input.selfInstanceId, removing);
   const named = members.filter((f) => removing.has(idOf(f)));
   members = members.filter((f) => !removing.has(idOf(f)));
-  const overCeiling = [...members].sort(order).slice(0, Math.max(0, members.length - ceiling));
-  const overSize = members.filter((f) => f.current && !overCeiling.includes(f)).sort(order);
-  const gone = [...named, ...overCeiling, ...overSize.slice(0, Math.max(0, overSize.length - size))];
+  const overCeiling = firstIn(members, order, members.length - ceiling);
+  const overSize = without(members, overCeiling).filter((f) => f.current);
+  const gone = [...named, ...overCeiling, ...firstIn(overSize, order, overSize.length - size)];
   actions.push({ kind: 'destroy', ids: gone.map(idOf), reason: 'scale-down' });
-  members = members.filter((f) => !gone.includes(f));
+  members = without(members, gone);
 
   const old = members.filter((f) => !f.current);
   const failure = failureOf(members, healthTimeout);
