@@ -83,11 +83,12 @@ export async function serve(): Promise<void> {
   });
   const service = new GroupService({ store, controller, validate, logger });
 
-  // Autoscaling acts through the group service (and its per-group queue), like the API.
+  // Autoscaling acts through the group service (and its per-group queue), like the API; each group's flavor says
+  // which labels a new machine will carry.
   const autoscaler: Autoscaler = new Autoscaler({
     docker,
     logger,
-    groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id) })),
+    groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id), flavor: plugins.flavors.get(v.spec.flavor.kind) })),
     scaleUp: async (id, count) => void (await service.scaleUp(id, count)),
     removeInstance: async (id, instanceId) => void (await service.destroyInstances(id, [instanceId])),
   });

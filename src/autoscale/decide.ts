@@ -4,9 +4,9 @@
  */
 import { desiredSize } from '../group/allocation.js';
 import { durationMs } from '../spi/quantity.js';
-import type { GroupSpec } from '../spi/index.js';
+import type { GroupSpec, MachineLabels } from '../spi/index.js';
 import { capacityOf, EMPTY, hasRoom, misfit, roomOf, type Placeable } from './placement.js';
-import { bytesOf, flavorLabels, policyOf, type AutoscalePolicy } from './policy.js';
+import { bytesOf, policyOf, type AutoscalePolicy } from './policy.js';
 import { SCHEDULER_GRACE_MS, type AutoscaleState, type Decision, type GroupView, type NodeView, type Outcome, type PendingTask, type Reason, type Tried } from './state.js';
 
 export { autoscaleProblems, autoscaleSchema, bytesOf, policyOf, type AutoscalePolicy } from './policy.js';
@@ -32,18 +32,21 @@ interface Model {
   readonly cooldownMs: number;
 }
 
+const NO_LABELS: MachineLabels = { node: {}, engine: {} };
+
 function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView[]): Model {
   const { spec } = g;
   // A node belongs to the group by its engine label, or by the link the flavor reported for an instance.
   const instanceOf = new Map((g.status?.instances ?? []).filter((i) => i.link).map((i) => [i.link!, i.id]));
   const members = nodes.filter((n) => n.engineLabels['capstan.group'] === spec.id || instanceOf.has(n.id));
-  const labels = flavorLabels(spec);
+  // What a new machine will carry is the flavor's to say.
+  const labels = g.flavor?.labels?.(spec.flavor.properties ?? {}, spec.id) ?? NO_LABELS;
   return {
     id: spec.id,
     policy,
     nanoCpus: Math.round(policy.cpus * 1e9),
     memoryBytes: bytesOf(policy.memory),
-    machine: { role: 'worker', labels: labels.nodeLabels, engineLabels: { ...labels.engineLabels, ...policy.engineLabels }, os: policy.platform.os, architecture: policy.platform.architecture },
+    machine: { role: 'worker', labels: labels.node, engineLabels: { ...labels.engine, ...policy.engineLabels }, os: policy.platform.os, architecture: policy.platform.architecture },
     desired: desiredSize(spec),
     min: spec.bounds?.min ?? 0,
     max: spec.bounds?.max ?? Infinity,
@@ -299,10 +302,14 @@ export function decide(state: AutoscaleState): Outcome {
   return { decisions: [...actions, ...notes], ...(nextAt < Infinity ? { nextAt } : {}), ...(unsatisfiable.length ? { unsatisfiable } : {}) };
 }
 
-/** What the autoscaler would decide if `spec` were committed: `decide` with that spec in place of the group's. */
+/**
+ * What the autoscaler would decide if `spec` were committed: `decide` with that spec in place of the group's, with
+ * the group's status and the flavor kind its spec names (as a group of that kind has it).
+ */
 export function preview(state: AutoscaleState, spec?: GroupSpec): Outcome {
   if (!spec) return decide(state);
   const others = state.groups.filter((g) => g.spec.id !== spec.id);
   const status = state.groups.find((g) => g.spec.id === spec.id)?.status;
-  return decide({ ...state, groups: [...others, { spec, ...(status ? { status } : {}) }] });
+  const flavor = state.groups.map((g) => g.flavor).find((f) => f?.name === spec.flavor.kind);
+  return decide({ ...state, groups: [...others, { spec, ...(status ? { status } : {}), ...(flavor ? { flavor } : {}) }] });
 }

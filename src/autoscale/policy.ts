@@ -64,10 +64,3 @@ export function bytesOf(memory: number | string): number {
   if (!m || unit === undefined) throw new Error(`bad memory quantity "${memory}"`);
   return Math.floor(Number(m[1]) * unit);
 }
-
-/** Labels a new machine of the group will carry, from its swarm flavor's properties: untemplated ones only. */
-export function flavorLabels(spec: GroupSpec): { nodeLabels: Record<string, string>; engineLabels: Record<string, string> } {
-  const p = (spec.flavor.properties ?? {}) as { labels?: Record<string, string>; nodeLabels?: Record<string, string> };
-  const engine = Object.fromEntries(Object.entries(p.labels ?? {}).filter(([, v]) => !v.includes('{{')));
-  return { nodeLabels: { ...p.nodeLabels }, engineLabels: { ...engine, 'capstan.group': spec.id } };
-}

@@ -1,5 +1,5 @@
 /** The autoscaler's view of the Swarm and the groups, and what it decides: the data the pure decision works on. */
-import type { GroupSpec, GroupStatus } from '../spi/index.js';
+import type { FlavorKind, GroupSpec, GroupStatus } from '../spi/index.js';
 
 /** How long a node that just became ready counts as booting: the scheduler places pending tasks on it meanwhile. */
 export const SCHEDULER_GRACE_MS = 5000;
@@ -55,6 +55,11 @@ export interface PendingTask {
 export interface GroupView {
   readonly spec: GroupSpec;
   readonly status?: GroupStatus;
+  /**
+   * The flavor kind the spec names (Plugins.flavors), asked which labels a new machine of the group will carry.
+   * Without one, or one that cannot say (no `labels`), a new machine is counted on for no label.
+   */
+  readonly flavor?: Pick<FlavorKind, 'name' | 'labels'>;
 }
 
 export interface AutoscaleState {

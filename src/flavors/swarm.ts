@@ -9,8 +9,8 @@ import { durationMs } from '../spi/quantity.js';
 import type { Logger } from '../log.js';
 import { readSchema } from '../package.js';
 import { problemsOf, problemText, validator } from '../schema.js';
-import type { Duration, Flavor, FlavorKind, HealthReport, Instance, InstanceSpec, PrepareContext } from '../spi/index.js';
-import { LINK_TAG, linked, swarmOf, type Role, type Swarm, type SwarmNode } from './swarm-api.js';
+import type { Duration, Flavor, FlavorKind, HealthReport, Instance, InstanceSpec, MachineLabels, PrepareContext } from '../spi/index.js';
+import { GROUP_LABEL, LINK_TAG, linked, swarmOf, type Role, type Swarm, type SwarmNode } from './swarm-api.js';
 import { renderInit, SHELL_SAFE, templated, TEMPLATE_VARIABLES, VARIABLE, type InitProperties, type TemplateVariable } from './swarm-init.js';
 import { GHOST_AFTER_MS, tidyNodes } from './swarm-tidy.js';
 
@@ -47,6 +47,7 @@ export function swarmFlavorKinds(options: SwarmFlavorOptions): FlavorKind[] {
     name: `swarm-${role}`,
     schema: swarmFlavorSchema,
     validate: (properties, allocation) => checkProperties(role, properties, allocation),
+    labels: (properties, groupId) => machineLabels((properties ?? {}) as SwarmFlavorProperties, groupId),
     create(properties: unknown): Flavor {
       const problems = checkProperties(role, properties, {});
       if (problems.length > 0) throw new CapstanError('invalidParams', `invalid swarm-${role} properties: ${problems.join('; ')}`, { problems });
@@ -76,6 +77,16 @@ export function checkProperties(role: Role, properties: unknown, allocation: { s
     if (count !== undefined && count % 2 === 0) problems.push(`${path}: a swarm-manager group needs an odd number of managers for Raft quorum, not ${count}`);
   }
   return problems;
+}
+
+/**
+ * What every new machine of the group will carry: its engine labels from the init script (capstan.group, and the
+ * `labels` whose values hold no template variable, as those are only known at boot) and the `nodeLabels` tidy puts
+ * on its node once it has joined. Not capstan.instance, which is each machine's own.
+ */
+export function machineLabels(properties: SwarmFlavorProperties, groupId: string): MachineLabels {
+  const known = Object.entries(properties.labels ?? {}).filter(([, value]) => value.search(VARIABLE) < 0);
+  return { node: { ...properties.nodeLabels }, engine: { ...Object.fromEntries(known), [GROUP_LABEL]: groupId } };
 }
 
 /**

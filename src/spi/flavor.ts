@@ -28,6 +28,14 @@ export interface Flavor {
   tidy?(groupId: string, live: readonly Instance[]): Promise<void>;
 }
 
+/** Labels a machine carries, as Swarm placement constraints see them. */
+export interface MachineLabels {
+  /** Labels of its Swarm node (constraint `node.labels.KEY`). */
+  readonly node: Readonly<Record<string, string>>;
+  /** Labels of its Docker engine (constraint `engine.labels.KEY`). */
+  readonly engine: Readonly<Record<string, string>>;
+}
+
 export interface FlavorKind {
   readonly name: string;
   /** JSON Schema of `flavor.properties`. */
@@ -35,6 +43,11 @@ export interface FlavorKind {
   /** Checks beyond the schema, with the whole allocation in view; messages name JSON paths. */
   validate?(properties: unknown, allocation: { size?: number; logicalIds?: readonly string[] }): string[];
   create(properties: unknown): Flavor;
+  /**
+   * The labels every new machine of group `groupId` will carry, known before it exists: those only made at its
+   * boot (a templated value) are left out. What the autoscaler counts on when it adds a machine for a task.
+   */
+  labels?(properties: unknown, groupId: string): MachineLabels;
 }
 
 /** The kinds a spec may name, by name, and the checks of optional sections (autoscale) owned elsewhere. */

@@ -3,7 +3,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { bytesOf, decide, policyOf, type AutoscalePolicy, type AutoscaleState, type Decision, type NodeView, type Tried } from '../../src/autoscale/decide.js';
 import { durationMs } from '../../src/spi/quantity.js';
-import { group, node, status, task } from './fixtures.js';
+import { group, node, status, swarmWorker, task } from './fixtures.js';
 
 const CONSTRAINTS = ['node.labels.pool==gpu', 'node.labels.pool!=gpu', 'node.role==worker', 'node.role==manager', 'engine.labels.zone==a', 'node.platform.os==linux', 'node.hostname==x', 'bogus'];
 
@@ -63,7 +63,7 @@ function build(w: World): AutoscaleState {
   });
   return {
     now: w.now,
-    groups: groups.map(({ spec, status }) => ({ spec, status })),
+    groups: groups.map(({ spec, status }) => ({ spec, status, flavor: swarmWorker })),
     nodes: groups.flatMap((g) => g.nodes),
     pending: w.tasks.map((x, i) => task(`t${i}`, { nanoCpus: x.cpus * 1e9, memoryBytes: x.memGiB * 2 ** 30, since: w.now - x.age, constraints: x.constraints })),
     lastScaled: Object.fromEntries(groups.flatMap(({ g, spec }) => (g.lastScaled ? [[spec.id, { at: w.now - g.lastScaled.ago, action: g.lastScaled.action }]] : []))),

@@ -1,6 +1,9 @@
 import t from 'tap';
 import { autoscaleProblems, bytesOf, constraintMisfit, decide, policyOf, preview, type Decision } from '../../src/autoscale/decide.js';
-import { group, node, state, status, task } from './fixtures.js';
+import { createDocker } from '../../src/docker.js';
+import { swarmFlavorKinds } from '../../src/flavors/swarm.js';
+import { silentLogger } from '../../src/log.js';
+import { group, node, state, status, swarmWorker, task } from './fixtures.js';
 
 const ups = (ds: readonly Decision[]) => ds.filter((d) => d.action === 'scale-up');
 const downs = (ds: readonly Decision[]) => ds.filter((d) => d.action === 'scale-down');
@@ -86,7 +89,7 @@ t.test('a task whose constraint no group meets scales nothing and says why', asy
 t.test('the group whose machines fit is chosen; labels come from the swarm flavor', async (t) => {
   const web = group('web', 1);
   const gpu = group('gpu', 0, { autoscale: { cpus: 8, memory: '32GiB' }, nodeLabels: { pool: 'gpu' } });
-  const groups = [{ spec: gpu, status: status(gpu, []) }, { spec: web, status: status(web, ['n0']) }];
+  const groups = [{ spec: gpu, status: status(gpu, []), flavor: swarmWorker }, { spec: web, status: status(web, ['n0']), flavor: swarmWorker }];
   const out = decide(state({ groups, nodes: [node('n0', 'web')], pending: [task('a', { constraints: ['node.labels.pool==gpu'] }), task('b', { constraints: ['engine.labels.zone==a', 'engine.labels.capstan.group==web'] })] }));
   t.match(ups(out.decisions), [{ group: 'gpu', count: 1, tasks: ['a'] }, { group: 'web', count: 1, tasks: ['b'] }]);
   const templated = decide(state({ pending: [task('c', { constraints: ['engine.labels.host==x'] })] }));
@@ -94,6 +97,35 @@ t.test('the group whose machines fit is chosen; labels come from the swarm flavo
   const roles = decide(state({ pending: [task('w', { constraints: ['node.role==worker'] }), task('m', { constraints: ['node.role==manager'] })] }));
   t.match(ups(roles.decisions), [{ group: 'web', tasks: ['w'] }], 'machines join as workers');
   t.match(why(roles.decisions, 'no-fitting-group'), { tasks: ['m'] });
+});
+
+t.test("a new machine's labels are its flavor's answer, not read from the flavor properties", async (t) => {
+  // The properties say pool=cpu; the flavor plugin the group names says otherwise, and is believed.
+  const spec = group('web', 1, { nodeLabels: { pool: 'cpu' } });
+  const asked: unknown[] = [];
+  const other = {
+    name: 'swarm-worker',
+    labels: (properties: unknown, groupId: string) => (asked.push([properties, groupId]), { node: { pool: 'gpu' }, engine: { disk: 'ssd' } }),
+  };
+  const pending = [task('a', { constraints: ['node.labels.pool==gpu'] }), task('b', { constraints: ['engine.labels.disk==ssd'] }), task('c', { constraints: ['node.labels.pool==cpu'] })];
+  const world = (flavor?: typeof other | { name: string }) => state({ spec, groups: [{ spec, status: status(spec, ['n0']), ...(flavor ? { flavor } : {}) }], nodes: [node('n0', 'web')], pending });
+  const out = decide(world(other));
+  t.match(ups(out.decisions), [{ group: 'web', count: 1, tasks: ['a', 'b'] }]);
+  t.match(why(out.decisions, 'no-fitting-group'), { tasks: ['c'] }, 'pool=cpu is in the properties only');
+  t.same(asked[0], [spec.flavor.properties, 'web'], "asked with the group's flavor properties and id");
+  t.same(ups(decide(world({ name: 'swarm-worker' })).decisions), [], 'a flavor that cannot say: a new machine is counted on for no label');
+  t.same(ups(decide(world()).decisions), [], 'no flavor: likewise');
+  t.match(ups(decide(world(swarmWorker)).decisions), [{ tasks: ['c'] }], 'the swarm flavor answers with its nodeLabels');
+  // No Swarm is asked: a client that never connects will do.
+  const [worker] = swarmFlavorKinds({ docker: createDocker('unix:///nonexistent.sock'), logger: silentLogger });
+  const properties = { labels: { zone: 'a', host: '{{LINK_ID}}', format: '{{.Swarm.NodeID}}' }, nodeLabels: { pool: 'gpu' } };
+  t.same(worker!.labels!(properties, 'web'), { node: { pool: 'gpu' }, engine: { zone: 'a', format: '{{.Swarm.NodeID}}', 'capstan.group': 'web' } }, 'swarm-worker: no value made at boot');
+  t.same(worker!.labels!(undefined, 'web'), { node: {}, engine: { 'capstan.group': 'web' } });
+
+  // A preview asks the flavor about the spec about to be committed, also for a group not there yet.
+  const base = world(swarmWorker);
+  t.match(ups(preview(base, group('web', 1, { nodeLabels: { pool: 'gpu' } })).decisions), [{ group: 'web', tasks: ['a'] }]);
+  t.match(ups(preview(base, group('new', 0, { nodeLabels: { pool: 'gpu' } })).decisions), [{ group: 'new', tasks: ['a'] }, { group: 'web', tasks: ['c'] }]);
 });
 
 t.test('delay not reached: nothing yet, and when to look again', async (t) => {
@@ -107,7 +139,7 @@ t.test('delay not reached: nothing yet, and when to look again', async (t) => {
 t.test('machines still booting are counted, so nothing is launched twice', async (t) => {
   // Desired 3, two nodes ready: one machine is booting and takes the task.
   const spec = group('web', 3);
-  const base = state({ spec, groups: [{ spec, status: status(spec, ['n0', 'n1']) }], nodes: [node('n0', 'web'), node('n1', 'web')] });
+  const base = state({ spec, groups: [{ spec, status: status(spec, ['n0', 'n1']), flavor: swarmWorker }], nodes: [node('n0', 'web'), node('n1', 'web')] });
   const one = decide({ ...base, pending: [task('a', { nanoCpus: 3e9 })] });
   t.same(ups(one.decisions), []);
   t.match(why(one.decisions, 'booting'), { group: 'web', tasks: ['a'] });
@@ -124,7 +156,7 @@ t.test('bounds.max holds; the next fitting group takes the rest', async (t) => {
   t.match(why(full.decisions, 'bounds'), { group: 'web', tasks: ['b'], message: /bounds.max 3/ });
   const a = group('a', 1, { max: 1 });
   const b = group('b', 0);
-  const spill = decide(state({ groups: [{ spec: a, status: status(a, ['n0']) }, { spec: b }], nodes: [node('n0', 'a')], pending: [task('x')] }));
+  const spill = decide(state({ groups: [{ spec: a, status: status(a, ['n0']), flavor: swarmWorker }, { spec: b, flavor: swarmWorker }], nodes: [node('n0', 'a')], pending: [task('x')] }));
   t.match(ups(spill.decisions), [{ group: 'b', count: 1 }]);
 });
 
@@ -148,7 +180,7 @@ t.test('disabled or invalid policies do nothing; invalid ones say why', async (t
 const idleState = (over: { size?: number; min?: number; idleSince?: number; pending?: ReturnType<typeof task>[] } = {}) => {
   const spec = group('web', over.size ?? 2, { ...(over.min === undefined ? {} : { min: over.min }) });
   const nodes = [node('n0', 'web'), node('n1', 'web', { idleSince: over.idleSince ?? 0, reservedNanoCpus: 0, reservedMemoryBytes: 0 })];
-  return state({ now: 700_000, spec, groups: [{ spec, status: status(spec, ['n0', 'n1']) }], nodes, pending: over.pending ?? [] });
+  return state({ now: 700_000, spec, groups: [{ spec, status: status(spec, ['n0', 'n1']), flavor: swarmWorker }], nodes, pending: over.pending ?? [] });
 };
 
 t.test('scale-down: a worker idle for scaleDownIdle is removed, naming its instance', async (t) => {

@@ -1,5 +1,12 @@
 import type { AutoscaleState, NodeView, PendingTask } from '../../src/autoscale/decide.js';
-import type { GroupSpec, GroupStatus } from '../../src/spi/index.js';
+import { machineLabels, type SwarmFlavorProperties } from '../../src/flavors/swarm.js';
+import type { FlavorKind, GroupSpec, GroupStatus } from '../../src/spi/index.js';
+
+/** The swarm-worker flavor kind as the autoscaler asks it (GroupView.flavor), without a Swarm to join. */
+export const swarmWorker: Pick<FlavorKind, 'name' | 'labels'> = {
+  name: 'swarm-worker',
+  labels: (properties, groupId) => machineLabels(properties as SwarmFlavorProperties, groupId),
+};
 
 /**
  * A swarm-worker group of `size` machines of 4 CPUs and 8 GiB that scales up after 2 s and down after 10 min idle;
@@ -71,7 +78,7 @@ export function state(over: Partial<AutoscaleState> & { size?: number; spec?: Gr
   const links = Array.from({ length: size }, (_, i) => `n${i}`);
   return {
     now: 60_000,
-    groups: [{ spec, status: status(spec, links) }],
+    groups: [{ spec, status: status(spec, links), flavor: swarmWorker }],
     nodes: links.map((l) => node(l, spec.id)),
     pending: [],
     ...over,

@@ -24,7 +24,8 @@ const service = `${id}-work`;
 await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
 const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
 const provider = dockerProviderKind({ logger: silentLogger }).create({ engine: engineHost(), network: id });
-const flavor = swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 })[0]!.create({ managerAddr, drainTimeout: '20s' });
+const worker = swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 })[0]!;
+const flavor = worker.create({ managerAddr, drainTimeout: '20s' });
 
 t.teardown(async () => {
   await docker.getService(service).remove().catch(() => undefined);
@@ -82,7 +83,7 @@ function direct(t: Test, group: string, autoscale: Record<string, unknown>) {
     docker,
     logger: silentLogger,
     pollMs: 1000,
-    groups: (): GroupView[] => [{ spec: spec(), ...(status ? { status } : {}) }],
+    groups: (): GroupView[] => [{ spec: spec(), ...(status ? { status } : {}), flavor: worker }],
     scaleUp: async (_group, count) => {
       ups.push({ count, at: Date.now() });
       size += count;
@@ -179,7 +180,7 @@ t.test('wired as in src/main.ts: store commits through the group methods, the co
   const autoscaler = new Autoscaler({
     docker,
     logger: silentLogger,
-    groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id) })),
+    groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id), flavor: plugins.flavors.get(v.spec.flavor.kind) })),
     scaleUp: async (id, count) => void (await service.scaleUp(id, count)),
     removeInstance: async (id, instanceId) => void (await service.destroyInstances(id, [instanceId])),
   });

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { Autoscaler, autoscaleDecisions, type Decision, type GroupView } from '../../src/autoscale/index.js';
 import { createDocker } from '../../src/docker.js';
 import { engineHost } from '../support/engine.js';
-import { group, status } from './fixtures.js';
+import { group, status, swarmWorker } from './fixtures.js';
 
 const docker = createDocker(engineHost());
 const tag = randomUUID().slice(0, 8);
@@ -58,7 +58,7 @@ function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail =
   });
   const groups = (): GroupView[] => {
     const spec = group(id, size, { max: 3, autoscale, ...(nodeLabels ? { nodeLabels } : {}) });
-    return [{ spec, status: status(spec, []) }];
+    return [{ spec, status: status(spec, []), flavor: swarmWorker }];
   };
   const autoscaler = new Autoscaler({
     docker,
