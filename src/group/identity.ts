@@ -39,7 +39,8 @@ export function ownInstances(listed: readonly Instance[], cluster: string | unde
   if (cluster === undefined) return { own: [...listed], adopt: [] };
   const foreign = listed.some((i) => i.tags[TAG.cluster] !== undefined && i.tags[TAG.cluster] !== cluster);
   const adopt = foreign ? [] : listed.filter((i) => i.tags[TAG.cluster] === undefined);
-  return { own: listed.filter((i) => i.tags[TAG.cluster] === cluster || adopt.includes(i)), adopt };
+  // Untagged ones are own exactly when adopted (a test per instance, not a search of `adopt`).
+  return { own: listed.filter((i) => i.tags[TAG.cluster] === cluster || (!foreign && i.tags[TAG.cluster] === undefined)), adopt };
 }
 
 export const logicalIdOf = (i: Instance): string | undefined => i.tags[TAG.logicalId];

@@ -60,22 +60,35 @@ export class Members {
     const members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
     this.list = members;
     this.revision++;
-    const reports = await Promise.all(owners.map((o) => o.flavor.health(members.filter((i) => this.ownerOf(i.id, cfg) === o))));
-    this.health = new Map(reports.flatMap((r) => [...r]));
-    track(this.healthySince, members, (i) => this.health.get(i.id)?.health === 'healthy', now);
-    track(this.unhealthySince, members, (i) => this.health.get(i.id)?.health === 'unhealthy', now);
-    return members.map((instance) => {
+    // With one location (the usual case) every member is the current config's: no per-member filter or merge.
+    const reports = await Promise.all(owners.length === 1 ? [cfg.flavor.health(members)] : owners.map((o) => o.flavor.health(members.filter((i) => this.ownerOf(i.id, cfg) === o))));
+    // A flavor's answer is a new map each call, kept as it is (read only).
+    this.health = reports.length === 1 ? reports[0]! : new Map(reports.flatMap((r) => [...r]));
+    // One loop over the members: since when each is healthy or unhealthy, and what the planner sees of it.
+    const observed: Observed[] = [];
+    let healthy = 0;
+    let unhealthy = 0;
+    for (const instance of members) {
       const h = this.health.get(instance.id);
-      const since = this.healthySince.get(instance.id);
-      const bad = this.unhealthySince.get(instance.id);
-      return {
-        instance,
-        health: h?.health ?? 'unknown',
-        ...(since === undefined ? {} : { healthySince: since }),
-        ...(bad === undefined ? {} : { unhealthySince: bad }),
-        ...(h?.link === undefined ? {} : { joined: true }),
-      };
-    });
+      const health = h?.health ?? 'unknown';
+      const o: Mutable<Observed> = { instance, health };
+      if (health === 'healthy') {
+        healthy++;
+        o.healthySince = since(this.healthySince, instance.id, now);
+      } else this.healthySince.delete(instance.id);
+      if (health === 'unhealthy') {
+        unhealthy++;
+        o.unhealthySince = since(this.unhealthySince, instance.id, now);
+      } else this.unhealthySince.delete(instance.id);
+      if (h?.link !== undefined) o.joined = true;
+      observed.push(o);
+    }
+    // Members are distinct, so more entries than members counted means some are of instances gone.
+    if (this.healthySince.size > healthy || this.unhealthySince.size > unhealthy) {
+      const live = new Set(members.map((i) => i.id));
+      for (const map of [this.healthySince, this.unhealthySince]) for (const id of map.keys()) if (!live.has(id)) map.delete(id);
+    }
+    return observed;
   }
 
   ownerOf(id: string, cfg: Config): Owner {
@@ -103,12 +116,12 @@ export class Members {
   }
 }
 
-/** Since when each member has met `test` without a break, as this replica saw it. */
-function track(since: Map<string, number>, members: readonly Instance[], test: (i: Instance) => boolean, now: number): void {
-  const live = new Set(members.map((i) => i.id));
-  for (const i of members) {
-    if (!test(i)) since.delete(i.id);
-    else if (!since.has(i.id)) since.set(i.id, now);
-  }
-  for (const id of since.keys()) if (!live.has(id)) since.delete(id);
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Since when a member has met a test without a break, as this replica saw it: from `now` if it just began. */
+function since(map: Map<string, number>, id: string, now: number): number {
+  const at = map.get(id);
+  if (at !== undefined) return at;
+  map.set(id, now);
+  return now;
 }
