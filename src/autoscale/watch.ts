@@ -8,6 +8,7 @@ import { Counter } from 'prom-client';
 import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
 import { Ticker } from '../ticker.js';
+import { feed } from '../feed.js';
 import type { GroupSpec } from '../spi/index.js';
 import { decide, preview, type AutoscaleState, type Decision, type GroupView, type Outcome, type Tried } from './decide.js';
 import { SwarmReader } from './read.js';
@@ -221,6 +222,7 @@ export class Autoscaler {
       const kept = this.#history.get(d.group) ?? [];
       kept.push(d);
       this.#history.set(d.group, kept.slice(-this.#o.history));
+      feed.publish({ type: 'autoscale.decision', group: d.group, decision: d, at: new Date(d.at).toISOString() });
     }
     this.#shown = shown;
   }

@@ -10,6 +10,7 @@ import { desiredSize } from './allocation.js';
 import { configOf, type Config } from './owners.js';
 import { GroupMetrics } from './group-metrics.js';
 import { Ticker } from '../ticker.js';
+import { feed } from '../feed.js';
 
 export interface LoopOptions {
   readonly plugins: Plugins;
@@ -187,6 +188,8 @@ export class GroupLoop {
     if (key === this.progressKey) return;
     this.progressKey = key;
     const size = desiredSize(cfg.version.spec);
+    const at = new Date(this.o.clock()).toISOString();
+    feed.publish({ type: 'group.progress', group: cfg.version.id, version: cfg.version.version, size, instances: observed.length, healthy, update: p.update, converged: p.converged, at });
     this.log.info(
       { event: 'group.progress', version: cfg.version.version, size, instances: observed.length, healthy, update: p.update, converged: p.converged },
       `${cfg.version.id} v${cfg.version.version}: ${healthy}/${size} healthy, ${observed.length} instances${p.update.state === 'idle' ? '' : `, update ${p.update.state} ${p.update.done}/${p.update.total}`}${p.converged ? ', converged' : ''}`,

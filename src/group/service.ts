@@ -4,6 +4,7 @@ import type { FormerMachines, GroupController, GroupSpec, PlanPreview, SpecStore
 import { desiredSize } from './allocation.js';
 import { canonicalJson, configHash, logicalIdOf } from './identity.js';
 import { PerKeyQueue } from './queue.js';
+import { feed } from '../feed.js';
 
 export interface GroupServiceDeps {
   readonly store: SpecStore;
@@ -222,6 +223,7 @@ export class GroupService {
       await this.d.store.remove(id);
       await this.d.controller.free(id);
       this.log.info({ event: 'group.freed', group: id }, 'freed group: instances left running');
+      feed.publish({ type: 'group.removed', group: id, at: new Date().toISOString() });
     });
   }
 
@@ -232,6 +234,7 @@ export class GroupService {
       await this.d.controller.destroy(id);
       await this.d.store.remove(id);
       this.log.info({ event: 'group.destroyed', group: id }, 'destroyed group');
+      feed.publish({ type: 'group.removed', group: id, at: new Date().toISOString() });
     });
   }
 
@@ -259,6 +262,7 @@ export class GroupService {
     }
     this.log.info({ event: 'group.committed', group: spec.id, version: version.version, note: state.note }, `${spec.id} v${version.version}: ${state.note ?? 'commit'}`);
     this.d.controller.apply(version);
+    feed.publish({ type: 'group.version', group: spec.id, version: version.version, ...(state.note ? { note: state.note } : {}), at: version.createdAt });
     return version;
   }
 }
