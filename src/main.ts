@@ -5,7 +5,7 @@ import { Controller } from './group/controller.js';
 import { GroupService } from './group/service.js';
 import { retry } from './group/retry.js';
 import { Terms } from './group/term.js';
-import { maxGroupSize, validateSpec } from './group/spec.js';
+import { admitSpec, maxGroupSize, validateSpec } from './group/spec.js';
 import { createLogger } from './log.js';
 import { vanillaFlavorKind } from './flavors/vanilla.js';
 import { swarmFlavorKinds } from './flavors/swarm.js';
@@ -81,7 +81,7 @@ export async function serve(): Promise<void> {
     clusterId,
     onUpdateFailed: (id, failed, reason) => void service.updateFailed(id, failed, reason),
   });
-  const service = new GroupService({ store, controller, validate, logger });
+  const service = new GroupService({ store, controller, validate, admit: (spec) => admitSpec(spec, plugins), logger });
 
   // Autoscaling acts through the group service (and its per-group queue), like the API; each group's flavor says
   // which labels a new machine will carry.

@@ -48,6 +48,7 @@ export function swarmFlavorKinds(options: SwarmFlavorOptions): FlavorKind[] {
     schema: swarmFlavorSchema,
     validate: (properties, allocation) => checkProperties(role, properties, allocation),
     labels: (properties, groupId) => machineLabels((properties ?? {}) as SwarmFlavorProperties, groupId),
+    ...(role === 'manager' ? { admit: async (_: unknown, allocation: { size?: number; logicalIds?: readonly string[] }, groupId: string) => oddManagers(await swarm.nodes(), allocation, groupId) } : {}),
     create(properties: unknown): Flavor {
       const problems = checkProperties(role, properties, {});
       if (problems.length > 0) throw new CapstanError('invalidParams', `invalid swarm-${role} properties: ${problems.join('; ')}`, { problems });
@@ -56,7 +57,22 @@ export function swarmFlavorKinds(options: SwarmFlavorOptions): FlavorKind[] {
   }));
 }
 
-/** Schema, template variables, and for managers an odd member count; messages start with a JSON path. */
+/**
+ * The Swarm's managers at rest once the group has its size: the managers that are not the group's (every manager
+ * node, Down ones too: Raft counts them until they are removed) plus the group's size. An even number is refused:
+ * it tolerates no more failures than one fewer, and a Swarm split in half has no majority on either side.
+ */
+export function oddManagers(nodes: readonly SwarmNode[], allocation: { size?: number; logicalIds?: readonly string[] }, groupId: string): string[] {
+  const size = allocation.logicalIds?.length ?? allocation.size ?? 0;
+  if (size === 0) return [];
+  const others = nodes.filter((n) => n.Spec.Role === 'manager' && n.Description?.Engine?.Labels?.[GROUP_LABEL] !== groupId).length;
+  if ((others + size) % 2 === 1) return [];
+  const path = allocation.logicalIds ? '/allocation/logicalIds' : '/allocation/size';
+  const fix = `${size - 1} or ${size + 1}`;
+  return [`${path}: the Swarm would have ${others + size} managers (${others} not of group ${groupId} and ${size} of it), an even number: Raft's majority would tolerate no more failures than with one fewer; use ${fix}`];
+}
+
+/** Schema and template variables; messages start with a JSON path. (The managers' count is `admit`'s: it is the Swarm's.) */
 export function checkProperties(role: Role, properties: unknown, allocation: { size?: number; logicalIds?: readonly string[] }): string[] {
   if (!validateSchema(properties)) return problemsOf(validateSchema.errors).map(problemText);
   const problems: string[] = [];
@@ -71,11 +87,6 @@ export function checkProperties(role: Role, properties: unknown, allocation: { s
   allocation.logicalIds?.forEach((id, i) => {
     if (usesLogicalId && !SHELL_SAFE.test(id)) problems.push(`/allocation/logicalIds/${i}: {{LOGICAL_ID}} is used, so it may only hold letters, digits and . _ : @ / + = , -`);
   });
-  if (role === 'manager') {
-    const count = allocation.logicalIds?.length ?? allocation.size;
-    const path = allocation.logicalIds ? '/allocation/logicalIds' : '/allocation/size';
-    if (count !== undefined && count % 2 === 0) problems.push(`${path}: a swarm-manager group needs an odd number of managers for Raft quorum, not ${count}`);
-  }
   return problems;
 }
 

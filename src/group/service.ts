@@ -11,6 +11,8 @@ export interface GroupServiceDeps {
   readonly controller: GroupController;
   /** Validates a raw spec and applies defaults; throws InvalidError. */
   readonly validate: (raw: unknown) => GroupSpec;
+  /** Checks against the cluster as it is (see admitSpec), before a commit or a new size is stored. */
+  readonly admit?: (spec: GroupSpec) => Promise<void>;
   readonly logger: Logger;
   /** How long group.destroyInstances waits for its instances to go before answering with what is still going. */
   readonly removalWaitMs?: number;
@@ -56,6 +58,7 @@ export class GroupService {
   /** Stores a new version of the operator's spec. A change of size alone keeps a pause or failure in force. */
   commit(spec: GroupSpec): Promise<{ version: SpecVersion; plan?: PlanPreview }> {
     return this.queue.run(spec.id, async () => {
+      await this.d.admit?.(spec);
       const sv = await this.d.store.get(spec.id);
       // The plan is informative here: a provider that cannot be asked right now must not block a commit.
       const plan = await this.d.controller.preview(spec).catch((error: unknown): PlanPreview | undefined => {
@@ -85,6 +88,7 @@ export class GroupService {
         return { version: sv, size, changed: false };
       }
       const spec = this.d.validate({ ...structuredClone(sv.spec), allocation: { size } });
+      await this.d.admit?.(spec);
       const version = await this.store(spec, sv, { ...carried(sv.state), note: `${what}: size ${from} -> ${size}` });
       return { version, size, changed: true };
     });

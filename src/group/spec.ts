@@ -31,6 +31,16 @@ function checkPlugin(
   return validate(filled).map((message) => (at === '/instance' ? located(`${at}/properties`, message) : { path: `${at}/properties`, message }));
 }
 
+/**
+ * The checks of a spec against the cluster as it is now (its flavor's `admit`, such as the Swarm's manager count),
+ * made before a commit or scale is stored. Throws InvalidError; a flavor without `admit` admits everything.
+ */
+export async function admitSpec(spec: GroupSpec, plugins: Plugins): Promise<void> {
+  const flavor = plugins.flavors.get(spec.flavor.kind);
+  const messages = (await flavor?.admit?.(spec.flavor.properties, spec.allocation, spec.id)) ?? [];
+  if (messages.length) throw new InvalidError(`group ${spec.id} refused by the cluster as it is`, messages.map((m) => located('', m)));
+}
+
 /** A provider's message as a problem: one that starts with a path in the properties ("/engine: ...") is located there. */
 function located(at: string, message: string): Problem {
   const m = /^(\/[^\s:]*): ([\s\S]*)$/.exec(message);

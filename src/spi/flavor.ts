@@ -48,6 +48,11 @@ export interface FlavorKind {
    * boot (a templated value) are left out. What the autoscaler counts on when it adds a machine for a task.
    */
   labels?(properties: unknown, groupId: string): MachineLabels;
+  /**
+   * Checks against the cluster as it is, before a version is stored (commit, scale): what no spec alone can tell,
+   * such as how many managers the whole Swarm would have. Messages start with a JSON path.
+   */
+  admit?(properties: unknown, allocation: { size?: number; logicalIds?: readonly string[] }, groupId: string): Promise<string[]>;
 }
 
 /** The kinds a spec may name, by name, and the checks of optional sections (autoscale) owned elsewhere. */

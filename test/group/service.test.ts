@@ -8,7 +8,8 @@ import { configHash } from '../../src/group/identity.js';
 import { silentLogger } from '../../src/log.js';
 import { SimulatedCloud, simulatorProviderKind } from '../../src/providers/simulator/index.js';
 import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
-import { CapstanError } from '../../src/errors.js';
+import { CapstanError, InvalidError } from '../../src/errors.js';
+import { desiredSize } from '../../src/group/allocation.js';
 import type { GroupSpec, Plugins } from '../../src/spi/index.js';
 import { pickyFlavorKind } from './fixtures.js';
 import { MemoryStore } from '../support/memory-store.js';
@@ -192,4 +193,25 @@ t.test('a commit whose answer is lost after Swarm stored it is applied all the s
   const retry = await service.scale('web', 4);
   t.equal(retry.changed, false, 'the retry finds size 4 stored');
   await until('4 machines', () => controller.status('web')?.version === 3 && ids().length === 4);
+});
+
+t.test("a commit or scale the cluster refuses (the flavor's admit) stores nothing and changes no machine", async (t) => {
+  const { lead, store, validate } = setup();
+  const { controller } = lead();
+  t.teardown(() => controller.stop());
+  const odd = async (s: GroupSpec) => {
+    if (desiredSize(s) % 2 === 0) throw new InvalidError('refused', [{ path: '/allocation/size', message: 'even' }]);
+  };
+  const service = new GroupService({ store, controller, validate, admit: odd, logger: silentLogger, pollMs: 10 });
+  await service.commit(validate(spec(3)));
+  await until('3 machines', () => controller.status('web')?.converged === true && ids().length === 3);
+  const before = ids();
+  const versions = (await store.history('web')).length;
+  await t.rejects(service.commit(validate(spec(4))), { kind: 'invalidParams' });
+  await t.rejects(service.scale('web', 2), { kind: 'invalidParams' });
+  await t.rejects(service.scaleUp('web'), { kind: 'invalidParams' });
+  t.equal((await store.history('web')).length, versions, 'no version stored');
+  await sleep(100);
+  t.same(ids(), before, 'the same 3 machines');
+  t.equal((await service.scale('web', 5)).size, 5, 'an admitted size is stored');
 });
