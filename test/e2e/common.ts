@@ -86,6 +86,9 @@ export interface Failover {
  * SIGKILL of the Swarm leader's dockerd; resolves once a survivor names a new Swarm leader, its replica leads and
  * its controller completed a pass of the group (observe, plan, act) after the kill. Measured as `<name>_*`.
  */
+/** How soon after Swarm names a new leader its (already serving) replica must have completed a pass, under CI load. */
+const ACTING_BOUND_MS = 3000;
+
 export async function killLeader(tt: Test, lab: Lab, name: string, timeoutMs = 90_000): Promise<Failover> {
   const oldLeader = await lab.swarmLeader(lab.alive());
   if (!oldLeader) throw new Error('no Swarm leader to kill');
@@ -143,6 +146,10 @@ export async function killLeader(tt: Test, lab: Lab, name: string, timeoutMs = 9
   measure(tt, `${name}_replica_leading`, secs((leadingAt ?? NaN) - tKill));
   measure(tt, `${name}_replica_acting`, secs((actingAt ?? NaN) - tKill));
   measure(tt, `${name}_acting_after_swarm_leader`, secs((actingAt ?? NaN) - (swarmAt ?? NaN)));
+  // Correctness, not speed: a replica that was serving must take over promptly once Swarm names its node.
+  if (newLeader && serving.has(newLeader) && swarmAt && actingAt) {
+    tt.ok(actingAt - swarmAt < ACTING_BOUND_MS, `${newLeader}'s replica completed a pass ${secs(actingAt - swarmAt)} s after Swarm named it (bound ${ACTING_BOUND_MS / 1000} s)`);
+  }
   return { oldLeader, tKill, ...(newLeader && { newLeader }), ...(swarmAt && { swarmAt }), ...(leadingAt && { leadingAt }), ...(actingAt && { actingAt }) };
 }
 
