@@ -5,7 +5,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Problem } from './errors.js';
 
-export type { ErrorObject, ValidateFunction } from 'ajv';
+export type { ValidateFunction } from 'ajv';
 
 /*
  * Two validators, because filling in defaults changes the value validated (useDefaults): specs and policies are
