@@ -245,7 +245,8 @@ export class GroupLoop {
       instances: this.members.list.map((i) => {
         const h = this.members.health.get(i.id);
         const logicalId = logicalIdOf(i);
-        return { id: i.id, state: i.state, config: i.tags[TAG.config] ?? '', health: h?.health ?? 'unknown', ...(logicalId ? { logicalId } : {}), ...(h?.link ? { link: h.link } : {}) };
+        const launchedAt = i.launchedAt > 0 ? { launchedAt: new Date(i.launchedAt).toISOString() } : {};
+        return { id: i.id, state: i.state, config: i.tags[TAG.config] ?? '', health: h?.health ?? 'unknown', ...(logicalId ? { logicalId } : {}), ...(h?.link ? { link: h.link } : {}), ...launchedAt };
       }),
       converged: p?.converged ?? false,
       update,

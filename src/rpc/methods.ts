@@ -138,6 +138,7 @@ export function groupMethods({ service, store, controller, validate, autoscaler 
         createdAt: v.createdAt,
         size: desiredSize(v.spec),
         changes: describeChanges(history[i - 1]?.spec, v.spec),
+        spec: v.spec,
         ...(v.state?.note ? { note: v.state.note } : {}),
         ...(v.state?.paused ? { paused: true } : {}),
         ...(v.state?.failure ? { failure: v.state.failure } : {}),

@@ -103,6 +103,8 @@ export interface InstanceStatus {
   readonly health: string;
   /** Cluster member the flavor linked the instance to (a Swarm node id), when known. */
   readonly link?: string;
+  /** When the provider launched it (ISO 8601), when it says. */
+  readonly launchedAt?: string;
 }
 
 /** What the controller reports of one group after its latest pass. */
