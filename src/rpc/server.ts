@@ -7,6 +7,8 @@ import { packageVersion } from '../package.js';
 import type { GroupController, GroupSpec, SpecStore } from '../spi/index.js';
 import { bearerChecker, readTokenFile } from './auth.js';
 import { checkParams, methodSchemas, publicMethods } from './catalog.js';
+import { registerConsole } from '../console/serve.js';
+import { registerEvents, type EventsOptions } from './events.js';
 import { forwardCall, forwardedHeader, leaderUrl } from './forward.js';
 import { groupMethods, type AutoscaleView, type Method } from './methods.js';
 import { GroupService } from '../group/service.js';
@@ -75,6 +77,10 @@ export interface RpcServerOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Reported by manager.status and rpc.discover; default package.json's version. */
   readonly version?: string;
+  /** The web console's built files (default: where `npm run build` puts them). */
+  readonly consoleAssets?: string;
+  /** The /events stream's timing (tests). */
+  readonly events?: Pick<EventsOptions, 'heartbeatMs' | 'leadershipCheckMs' | 'maxStreams'>;
 }
 
 /** Host and port from CAPSTAN_LISTEN ("0.0.0.0:8640", "[::]:8640", ":8640" or "8640"); all interfaces, port 8640 by default. */
@@ -102,7 +108,8 @@ const readyTimeoutMs = 2000;
 const json = 'application/json; charset=utf-8';
 
 /**
- * The API server: JSON-RPC 2.0 at POST /rpc plus /healthz, /readyz and /metrics. Not listening yet:
+ * The API server: JSON-RPC 2.0 at POST /rpc plus /healthz, /readyz, /metrics, the web console (/) and its event
+ * stream (/events). Not listening yet:
  * call `listen(parseListen())`. Throws when there is neither a token file nor an explicit insecure opt-in.
  */
 export function createRpcServer(options: RpcServerOptions): FastifyInstance {
@@ -271,6 +278,10 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
   });
 
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+
+  // The web console at / (with the Content-Security-Policy on every answer) and its live stream at /events.
+  registerConsole(app, { ...(options.consoleAssets !== undefined && { assets: options.consoleAssets }) });
+  registerEvents(app, { ...options.events, authorize: (h) => open || authorize(h), leadership, forwardPort, ...(options.tls && { pinnedCert: options.tls.cert }) });
 
   return app;
 }
