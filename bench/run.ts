@@ -4,9 +4,11 @@ import { benchAws } from './aws.js';
 import { benchCommit } from './commit.js';
 import { benchGroup } from './group.js';
 import { benchRpc } from './rpc.js';
+import { benchServe } from './serve.js';
 
 await benchGroup();
 await benchCommit();
 await benchAws();
 await benchRpc();
 await benchAutoscale();
+await benchServe();
