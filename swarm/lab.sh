@@ -2,6 +2,8 @@
 # Capstan's local lab: a real multi-manager Docker Swarm on this one Linux host, with Capstan deployed on it.
 #
 #   lab.sh up [N]          N managers (default 3), images built and loaded, secrets, stack deployed, API answering
+#   lab.sh up --self-managed   no namespaced managers: every manager is a machine Capstan made, from one seed
+#                          (swarm/lab-self.sh); NODE below may then be a manager machine's address
 #   lab.sh down            tear everything down and verify that nothing is left (processes, netns, mounts, files)
 #   lab.sh status          nodes, Capstan's tasks, each replica's manager.status
 #   lab.sh env [NODE]      shell exports for NODE (n1.. or infra): DOCKER_HOST, CAPSTAN_URL, CAPSTAN_TOKEN_FILE
@@ -12,6 +14,7 @@
 #   lab.sh addr NODE       NODE's address on the lab network
 #   lab.sh how             how to reach the API (printed by `up`)
 #   lab.sh clean           remove the image build cache (CAPSTAN_BUILD_DIR) that `down` keeps
+#   lab.sh docker ARGS     (self-managed) the Docker CLI of a manager machine
 #
 # Environment: LAB (state dir, default /tmp/capstan-lab), LAB_PREFIX (netns/interface prefix, default clab),
 # LAB_NET (first two octets of the lab's 10.x/16, default 10.77), CAPSTAN_BUILD_DIR (image build cache, shared by
@@ -44,6 +47,7 @@ if [[ -f $LAB/lab.env ]]; then source "$LAB/lab.env"; fi
 P=${LAB_PREFIX:-clab}
 NET=${LAB_NET:-10.77}
 N=${LAB_MANAGERS:-3}
+SELF=${LAB_SELF:-0}
 BUILD_DIR=${CAPSTAN_BUILD_DIR:-/var/cache/capstan/build}
 STACK=${LAB_STACK:-capstan}
 API=v1.41
@@ -55,8 +59,10 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
 managers() { local k; for ((k = 1; k <= N; k++)); do echo "n$k"; done; }
+# Where Capstan's API answers: the namespaced managers, or in a self-managed lab the manager machines' addresses.
+api_nodes() { if ((SELF)); then self_addrs; else managers; fi; }
 nodes() { managers; echo infra; }
-addr() { case $1 in infra) echo "$NET.0.2" ;; n[0-9]*) echo "$NET.0.$((10 + ${1#n}))" ;; *) die "unknown node $1" ;; esac; }
+addr() { case $1 in infra) echo "$NET.0.2" ;; n[0-9]*) echo "$NET.0.$((10 + ${1#n}))" ;; [0-9]*.*) echo "$1" ;; *) die "unknown node $1" ;; esac; }
 ns() { echo "$P-$1"; }
 sock() { echo "$LAB/$1/sock/docker.sock"; }
 dk() { local n=$1; shift; docker -H "unix://$(sock "$n")" "$@"; }
@@ -85,6 +91,7 @@ dockerd_flags() {
   if [[ $1 == infra ]]; then
     # Machines get routable addresses: no masquerading, a bridge range of its own, user networks inside $NET too.
     echo "--bip $NET.16.1/20 --ip-masq=false --default-address-pool base=$NET.32.0/19,size=24"
+    ((SELF)) && echo "-H tcp://$NET.0.2:2375" # the managers' Capstan reaches it over the lab network
   fi
 }
 
@@ -113,6 +120,9 @@ start_daemon() { # node
   disown $! 2>/dev/null || true
 }
 
+# shellcheck source=lab-self.sh
+source "$HERE/lab-self.sh"
+
 infra_forwarding() {
   # dockerd's FORWARD policy is DROP and it only lets replies into docker0; managers must reach machines (Swarm
   # dials workers back for overlay gossip) and machines the managers, both without NAT.
@@ -136,7 +146,7 @@ preflight() {
   for n in br $(nodes); do netns_exists "$(ns "$n")" && die "netns $(ns "$n") exists"; done
   ip link show "$P-h" >/dev/null 2>&1 && die "interface $P-h exists"
   ip -4 route show | grep -q "^$NET\.0\.0/24" && die "$NET.0.0/24 is already routed on this host (another lab? set LAB_NET)"
-  [[ $N =~ ^[1-9][0-9]?$ ]] || die "N must be 1..99"
+  [[ $N =~ ^[1-9][0-9]?$ ]] || ((SELF)) || die "N must be 1..99"
   # dockerd 20.10 silently uses a system containerd if this socket exists: all nodes would share it.
   [[ -S /run/containerd/containerd.sock ]] && die "/run/containerd/containerd.sock exists; every lab dockerd would share that containerd"
   [[ -d /etc/docker ]] || mkdir -p /etc/docker # bind-mount point
@@ -255,7 +265,8 @@ wait_api() {
 phase() { local t; t=$(since "$PHASE_T"); log "$1: ${t}s"; echo "$1=${t}s" >>"$LAB/phases"; PHASE_T=$(now); }
 
 cmd_up() {
-  [[ -n ${1:-} ]] && N=$1
+  local a
+  for a in "$@"; do case $a in --self-managed) SELF=1 N=0 ;; [0-9]*) N=$a ;; *) die "up: unknown argument $a" ;; esac; done
   local t0 n; t0=$(now)
   # every tool below (and in the image builds, which run in parallel) is installed here, before anything starts
   "$HERE/requirements.sh"
@@ -263,7 +274,7 @@ cmd_up() {
   mkdir -p "$LAB/self"
   chmod 700 "$LAB"
   PHASE_T=$t0
-  printf 'LAB_PREFIX=%q\nLAB_NET=%q\nLAB_MANAGERS=%q\nCAPSTAN_BUILD_DIR=%q\nLAB_STACK=%q\n' "$P" "$NET" "$N" "$BUILD_DIR" "$STACK" >"$LAB/lab.env"
+  printf 'LAB_PREFIX=%q\nLAB_NET=%q\nLAB_MANAGERS=%q\nCAPSTAN_BUILD_DIR=%q\nLAB_STACK=%q\nLAB_SELF=%q\n' "$P" "$NET" "$N" "$BUILD_DIR" "$STACK" "$SELF" >"$LAB/lab.env"
   [[ ${KEEP_ON_FAIL:-0} == 1 ]] || trap 'rc=$?; trap - EXIT; log "up failed: tearing down (KEEP_ON_FAIL=1 keeps the wreck)"; cmd_down >&2 || true; exit $rc' EXIT
   [[ -d /run/netns ]] || touch "$LAB/.created-run-netns"
   log "network $NET.0.0/24 (host $NET.0.1), $N managers, infrastructure engine at $(addr infra)"
@@ -272,6 +283,13 @@ cmd_up() {
   for n in $(nodes); do wait_ping "$n" 60; done
   infra_forwarding
   phase daemons
+  if ((SELF)); then
+    self_up
+    trap - EXIT
+    log "UP (self-managed) in $(since "$t0")s"
+    [[ ${LAB_HOW:-1} == 0 ]] || cmd_how
+    return
+  fi
   swarm_up
   phase swarm
   images
@@ -287,18 +305,18 @@ cmd_up() {
 }
 
 cmd_how() {
-  local a cli; a=$(addr n1)
+  local first cli; first=$(api_nodes | head -1)
   cli="$TOP/node_modules/.bin/node $TOP/dist/src/cli/main.js"
   if grep -qs 'capstan launcher written by' "$(command -v capstan 2>/dev/null || echo /nonexistent)"; then cli=capstan; fi
   cat <<EOF
 
-Capstan answers on every manager ($(for n in $(managers); do printf '%s ' "$(addr "$n"):8640"; done)) straight from this host.
-This line sets CAPSTAN_URL, CAPSTAN_TOKEN_FILE, DOCKER_HOST (manager n1) and T (the token), which the README's
+Capstan answers on every manager ($(for n in $(api_nodes); do printf '%s ' "$(addr "$n"):8640"; done)) straight from this host.
+This line sets CAPSTAN_URL, CAPSTAN_TOKEN_FILE, DOCKER_HOST (manager $first) and T (the token), which the README's
 curl session, the capstan CLI and the Docker CLI use:
-  eval "\$($0 env n1)"; T=\$(cat "\$CAPSTAN_TOKEN_FILE")
+  eval "\$($0 env $first)"; T=\$(cat "\$CAPSTAN_TOKEN_FILE")
   curl -s "\$CAPSTAN_URL/rpc" -H "Authorization: Bearer \$T" -d '{"jsonrpc":"2.0","id":1,"method":"manager.status"}'
   $cli group list
-  docker node ls                  (the machines: eval "\$($0 env infra)"; docker ps)
+  $(if ((SELF)); then echo "$0 docker node ls        (the Docker CLI on a manager machine)"; else echo "docker node ls"; fi)                  (the machines: eval "\$($0 env infra)"; docker ps)
 Or without the line: $0 rpc group.list '{}'. Tear down: $0 down
 EOF
 }
@@ -417,6 +435,7 @@ verify_clean() {
 
 cmd_status() {
   local n out
+  ((SELF)) && self_docker node ls 2>/dev/null && echo
   for n in $(managers); do
     alive "$n" && ping_node "$n" || continue
     dk "$n" node ls 2>/dev/null || continue
@@ -425,7 +444,7 @@ cmd_status() {
     break
   done
   echo
-  for n in $(managers); do
+  for n in $(api_nodes); do
     out=$(RPC_TIMEOUT=3 rpc_call "$n" manager.status 2>/dev/null | jq -c '.result | {leading, leaderNodeId, nodeId, uptimeSeconds}' 2>/dev/null) || out="(no answer)"
     printf '%-6s %-15s %s\n' "$n" "$(addr "$n")" "$out"
   done
@@ -434,8 +453,13 @@ cmd_status() {
 }
 
 cmd_env() {
-  local n=${1:-n1}
+  local n=${1:-$(api_nodes | head -1)}
   addr "$n" >/dev/null
+  if ((SELF)) && [[ $n != infra ]]; then
+    # A manager machine's engine has no socket on the host: DOCKER_HOST stays; `lab.sh docker` runs its CLI.
+    echo "export CAPSTAN_URL=http://$(addr "$n"):8640 CAPSTAN_TOKEN_FILE=$LAB/token"
+    return
+  fi
   echo "export DOCKER_HOST=unix://$(sock "$n")"
   if [[ $n != infra ]]; then echo "export CAPSTAN_URL=http://$(addr "$n"):8640 CAPSTAN_TOKEN_FILE=$LAB/token"; fi
 }
@@ -462,7 +486,7 @@ cmd_start() {
 cmd_rpc() { # method [params] [node]
   local m=$1 params=${2:-} n
   if [[ -n ${3:-} ]]; then rpc_call "$3" "$m" "$params"; echo; return; fi
-  for n in $(managers); do
+  for n in $(api_nodes); do
     if out=$(rpc_call "$n" "$m" "$params" 2>/dev/null); then echo "$out"; return; fi
   done
   die "no manager answers"
@@ -470,13 +494,14 @@ cmd_rpc() { # method [params] [node]
 
 [[ $(id -u) == 0 ]] || die "run as root"
 case ${1:-} in
-  up) cmd_up "${2:-}" ;;
+  up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env "${2:-}" ;;
   kill) cmd_kill "${2:?NODE}" "${3:-KILL}" ;;
   start) cmd_start "${2:?NODE}" ;;
   rpc) cmd_rpc "${2:?METHOD}" "${3:-}" "${4:-}" ;;
+  docker) shift; self_docker "$@" ;;
   deploy) images; secrets; deploy; wait_api 180 ;;
   addr) addr "${2:?NODE}" ;;
   how) cmd_how ;;

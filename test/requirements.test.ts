@@ -401,9 +401,13 @@ t.test('every external command the scripts and tests call is on a fresh machine 
   const table = declared();
   const known = new Map(table.map((r) => [r.command, r.source]));
   const uses: Use[] = [];
-  for (const f of SCRIPTS) {
-    const text = readFileSync(join(TOP, f), 'utf8');
-    uses.push(...shellCommands(text, f), ...hostPaths(text, f));
+  // A script and the files it sources (`source "$HERE/x.sh"`) share their functions.
+  const texts = new Map(SCRIPTS.map((f) => [f, readFileSync(join(TOP, f), 'utf8')]));
+  const sourced = (f: string) => [...texts.get(f)!.matchAll(/^source "\$HERE\/([\w.-]+)"/gm)].map((m) => `${dirname(f)}/${m[1]}`);
+  for (const [f, text] of texts) {
+    const family = [f, ...sourced(f), ...SCRIPTS.filter((g) => sourced(g).includes(f))];
+    const functions = new Set(family.flatMap((g) => [...definedFunctions(texts.get(g) ?? readFileSync(join(TOP, g), 'utf8'))]));
+    uses.push(...shellCommands(text, f, 1, functions), ...hostPaths(text, f));
   }
   for (const f of tsFiles('test').concat(tsFiles('src'))) uses.push(...tsCommands(readFileSync(join(TOP, f), 'utf8'), f));
   t.ok(uses.length > 50, `found ${uses.length} uses`);
