@@ -23,6 +23,7 @@ LIST='
 apt-get                 apt
 bash                    bash
 busybox                 busybox-static
+chromium                chromium
 containerd              containerd
 containerd-shim-runc-v2 containerd
 basename                coreutils
