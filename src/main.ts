@@ -5,6 +5,7 @@ import { Controller } from './group/controller.js';
 import { GroupService } from './group/service.js';
 import { retry } from './group/retry.js';
 import { Terms } from './group/term.js';
+import { recoverQuorum } from './swarm/recover.js';
 import { admitSpec, maxGroupSize, validateSpec } from './group/spec.js';
 import { createLogger } from './log.js';
 import { vanillaFlavorKind } from './flavors/vanilla.js';
@@ -105,6 +106,7 @@ export async function serve(): Promise<void> {
     groups,
     storeProblems: () => store.problems(),
     loading: () => terms.loading(),
+    recover: () => recoverQuorum(docker).then((r) => (logger.warn({ event: 'swarm.recovered', ...r }, 'Swarm re-initialised from this manager'), r)),
     leadership,
     logger,
     version,

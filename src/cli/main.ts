@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SseParser } from '../console/sse.js';
 
 /** Where the CLI reads and writes; tests pass their own. */
 export interface CliIo {
@@ -20,6 +21,8 @@ const usage = `Usage: capstan [options] <command>
 Commands:
   serve                                   run the service (configured by DOCKER_HOST, CAPSTAN_LISTEN, CAPSTAN_TOKEN_FILE)
   status                                  this replica, the leader, version
+  recover                                 re-initialise a Swarm that lost its majority from this replica's
+                                          manager (--url: that replica); see README "Recovering lost quorum"
   group commit FILE|- [--pretend] [--watch]
   group describe ID
   group list
@@ -38,8 +41,8 @@ Options:
   --url URL           API address (env CAPSTAN_URL, default http://127.0.0.1:8640)
   --token-file FILE   bearer token file (env CAPSTAN_TOKEN_FILE)
   --pretend           commit: show the plan, store nothing
-  --watch             follow the group until it converges on the new version
-  --interval SECONDS  --watch poll interval (default 1)
+  --watch             follow the group until it converges on the new version (on the API's event stream)
+  --interval SECONDS  --watch polls every SECONDS instead (without the stream, every 1)
   --timeout SECONDS   --watch gives up after this long (default 1800)
   --yes               confirm group destroy
   -h, --help
@@ -116,7 +119,91 @@ function seconds(value: string | undefined, fallback: number, what: string): num
 interface Watch {
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** Poll every intervalMs instead of following the event stream (--interval given). */
+  readonly poll: boolean;
 }
+
+/** What --watch waits on between looks at the group. */
+interface Waiter {
+  /** Resolves when the group may have moved, or after `ms` at the latest. */
+  wait(ms: number): Promise<void>;
+  close(): void;
+}
+
+/** Without the stream: the clock. */
+const clock = (intervalMs: number): Waiter => ({ wait: () => new Promise((resolve) => setTimeout(resolve, intervalMs)), close: () => {} });
+
+/**
+ * GET /events (src/rpc/events.ts), the stream the web console follows: wakes the watch when an event names the
+ * group (or leadership moves). Undefined when the stream cannot be had (a server before it, a proxy that refuses it);
+ * once it ends, the clock takes over.
+ */
+async function streamOf(url: string, token: string | undefined, id: string, intervalMs: number): Promise<Waiter | undefined> {
+  const endpoint = new URL(url);
+  endpoint.pathname = endpoint.pathname.replace(/\/?(rpc\/?)?$/, '/events');
+  const abort = new AbortController();
+  let res: Response;
+  try {
+    res = await fetch(endpoint, { headers: { accept: 'text/event-stream', ...(token && { authorization: `Bearer ${token}` }) }, signal: abort.signal });
+  } catch {
+    return undefined;
+  }
+  if (!res.ok || !res.body) {
+    await res.body?.cancel().catch(() => undefined);
+    return undefined;
+  }
+  let moved = false;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  void (async () => {
+    const parser = new SseParser();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (const e of parser.push(value)) {
+          let group: unknown;
+          try {
+            group = (JSON.parse(e.data) as { group?: unknown }).group;
+          } catch {
+            continue;
+          }
+          if (group === id || e.event === 'leadership') {
+            moved = true;
+            wake?.();
+          }
+        }
+      }
+    } catch {
+      // aborted or broken: the clock takes over
+    } finally {
+      ended = true;
+      wake?.();
+    }
+  })();
+  return {
+    wait: (ms) =>
+      new Promise<void>((resolve) => {
+        if (moved) {
+          moved = false;
+          return resolve();
+        }
+        const done = () => {
+          clearTimeout(timer);
+          wake = undefined;
+          moved = false;
+          resolve();
+        };
+        const timer = setTimeout(done, ended ? intervalMs : ms);
+        if (!ended) wake = done;
+      }),
+    close: () => abort.abort(),
+  };
+}
+
+/** With the stream, a look at the latest this long after the previous one all the same (an event missed in a relay). */
+const streamBackstopMs = 15_000;
 
 /** The parts of a group.describe answer that --watch reads. */
 export interface DescribeView {
@@ -162,8 +249,21 @@ export function progressOf(id: string, version: number, d: DescribeView, startCo
   return { line, fraction: Math.max(0, Math.min(fraction, d.version < version ? 0 : 1)) };
 }
 
-/** Polls group.describe until the group runs `version` and converged; progress on stderr. */
-async function watch(api: Client, io: CliIo, id: string, version: number, w: Watch): Promise<void> {
+/**
+ * Reads group.describe until the group runs `version` and converged, again each time the event stream says the group
+ * moved (or every --interval when polling); progress on stderr.
+ */
+async function watch(api: Client, io: CliIo, id: string, version: number, w: Watch, stream: () => Promise<Waiter | undefined>): Promise<void> {
+  const followed = w.poll ? undefined : await stream();
+  const waiter = followed ?? clock(w.intervalMs);
+  try {
+    await follow(api, io, id, version, w, waiter, followed ? streamBackstopMs : w.intervalMs);
+  } finally {
+    waiter.close();
+  }
+}
+
+async function follow(api: Client, io: CliIo, id: string, version: number, w: Watch, waiter: Waiter, mostMs: number): Promise<void> {
   const tty = io.stderr.isTTY === true;
   const deadline = Date.now() + w.timeoutMs;
   let last = '';
@@ -189,7 +289,7 @@ async function watch(api: Client, io: CliIo, id: string, version: number, w: Wat
       if (stuck) throw new CallError(`update ${d.update.state}${d.update.reason ? `: ${d.update.reason}` : ''}`);
       throw new CallError(`${id} did not converge on version ${version} within ${w.timeoutMs / 1000}s`);
     }
-    await new Promise((resolve) => setTimeout(resolve, w.intervalMs));
+    await waiter.wait(Math.max(0, Math.min(mostMs, deadline - Date.now())));
   }
 }
 
@@ -238,19 +338,21 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
     }
     const tokenFile = o['token-file'] ?? io.env.CAPSTAN_TOKEN_FILE;
     const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : undefined;
-    const api = client(o.url ?? io.env.CAPSTAN_URL ?? 'http://127.0.0.1:8640', token);
-    const w: Watch = { intervalMs: seconds(o.interval, 1, '--interval') * 1000, timeoutMs: seconds(o.timeout, 1800, '--timeout') * 1000 };
+    const url = o.url ?? io.env.CAPSTAN_URL ?? 'http://127.0.0.1:8640';
+    const api = client(url, token);
+    const w: Watch = { intervalMs: seconds(o.interval, 1, '--interval') * 1000, timeoutMs: seconds(o.timeout, 1800, '--timeout') * 1000, poll: o.interval !== undefined };
     const print = (result: unknown) => io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     const need = (n: number, what: string) => {
       if (args.length < n) throw new UsageError(`missing ${what}`);
     };
     const done = async (result: { id: string; version: number }) => {
-      if (o.watch && result.version > 0) await watch(api, io, result.id, result.version, w);
+      if (o.watch && result.version > 0) await watch(api, io, result.id, result.version, w, () => streamOf(url, token, result.id, w.intervalMs));
       print(result);
       return 0;
     };
 
     if (args[0] === 'status' && args.length === 1) return print(await api.call('manager.status')), 0;
+    if (args[0] === 'recover' && args.length === 1) return print(await api.call('manager.recover')), 0;
     if (args[0] !== 'group' || args.length < 2) throw new UsageError(`unknown command: ${args.join(' ')}`);
     const [, sub, id, ...rest] = args as [string, string, string | undefined, ...string[]];
     switch (sub) {

@@ -18,6 +18,7 @@ export const methodNames = [
   'group.free',
   'group.destroy',
   'manager.status',
+  'manager.recover',
   'rpc.discover',
 ] as const;
 

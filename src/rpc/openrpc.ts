@@ -29,6 +29,7 @@ const methodErrors: Record<MethodName, ErrorCodeName[]> = {
   'group.free': ['notFound', 'providerFailure'],
   'group.destroy': ['notFound', 'providerFailure'],
   'manager.status': [],
+  'manager.recover': ['conflict'],
   'rpc.discover': [],
 };
 

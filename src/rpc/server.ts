@@ -46,6 +46,8 @@ export interface RpcServerOptions {
   readonly storeProblems?: () => readonly object[];
   /** Why this leader does not act yet (its specs are still loading), if so. */
   readonly loading?: () => string | undefined;
+  /** manager.recover: re-initialises a Swarm that lost its majority from this replica's manager (src/swarm/recover.ts). */
+  readonly recover?: () => Promise<object>;
   /** For /readyz: Docker reachable and a leader known. Always ready when absent. */
   readonly ready?: () => Promise<boolean>;
   /** File holding the bearer token; default env CAPSTAN_TOKEN_FILE. */
@@ -145,6 +147,14 @@ export function createRpcServer(options: RpcServerOptions): FastifyInstance {
         const storeProblems = options.storeProblems?.() ?? [];
         const loading = options.loading?.();
         return { ...lead, uptimeSeconds: Math.round(process.uptime()), version, ...(loading ? { loading } : {}), ...(storeProblems.length ? { storeProblems } : {}) };
+      },
+    ],
+    // Local: with no leader there is nobody to forward to, and only this manager's engine can be re-initialised.
+    [
+      'manager.recover',
+      async () => {
+        if (!options.recover) throw new CapstanError('conflict', 'this replica cannot recover a Swarm');
+        return options.recover();
       },
     ],
   ]);
