@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { feed } from '../../src/feed.js';
 import { silentLogger } from '../../src/log.js';
-import { SseParser, type SseEvent } from '../../src/console/page/sse.js';
+import { SseParser, type SseEvent } from '../../src/console/sse.js';
 import { createRpcServer } from '../../src/rpc/server.js';
 import { spec, startServer, testValidate, token, type Harness } from '../rpc/harness.js';
 import { MemoryStore } from '../support/memory-store.js';

@@ -1,6 +1,6 @@
 // The page's only ways out: JSON-RPC calls to /rpc and the event stream at /events, both on this origin and both
 // with the token in the Authorization header (never in a URL, a cookie or localStorage).
-import { SseParser, type SseEvent } from './sse.js';
+import { SseParser, type SseEvent } from '../sse.js';
 
 export const unauthorizedCode = -32001;
 

@@ -1,5 +1,5 @@
 // A server-sent events parser for streams read with fetch() (EventSource cannot send the Authorization header).
-// Pure: text in, events out; the Node tests and `capstan --watch` use it too.
+// Pure: text in, events out; the page, `capstan ... --watch` and the tests use it.
 
 export interface SseEvent {
   readonly event: string;
