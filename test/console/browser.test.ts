@@ -4,10 +4,11 @@
 // figures; changes made through the API appear without a reload (the /events stream); a loss of the stream is shown,
 // and so is its return after the server restarts; scale, pause and resume go through confirmations that show the
 // API's pretend plan, reached by keyboard alone; the Content-Security-Policy is sent and nothing breaks it; the
-// token stays out of localStorage, cookies and every URL. CAPSTAN_CONSOLE_SCREENSHOTS=test/console/screenshots saves the
-// README's screenshots (overview, a group mid-update, a narrow screen).
+// token stays out of localStorage, cookies and every URL; the page works over HTTPS too.
+// CAPSTAN_CONSOLE_SCREENSHOTS=test/console/screenshots retakes the README's screenshots (overview, a group mid-update,
+// a narrow screen).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -51,8 +52,8 @@ const groups = groupMethods({ service, store, controller, validate, autoscaler }
 const since = new Date(Date.now() - 3_600_000).toISOString();
 const leadership = { status: () => ({ nodeId: 'node-a', leading: true, leaderNodeId: 'node-a', leaderAddr: '127.0.0.1', since }) };
 
-async function serve(port = 0) {
-  const app = createRpcServer({ store, controller, validate, service, groups, autoscaler, leadership, tokenFile: join(dir, 'token'), logger: silentLogger, consoleAssets: assets, events: { heartbeatMs: 1000 } });
+async function serve(port = 0, tls?: { cert: Buffer; key: Buffer }) {
+  const app = createRpcServer({ store, controller, validate, service, groups, autoscaler, leadership, tokenFile: join(dir, 'token'), logger: silentLogger, consoleAssets: assets, events: { heartbeatMs: 1000 }, ...(tls && { tls }) });
   await app.listen({ host: '127.0.0.1', port });
   return app;
 }
@@ -81,6 +82,8 @@ const context: BrowserContext = await chromium.launchPersistentContext(profile, 
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   viewport: { width: 1200, height: 900 },
+  // The HTTPS check's certificate is self-signed.
+  ignoreHTTPSErrors: true,
 });
 t.teardown(() => context.close());
 const requests: { url: string; method: string; headers: Record<string, string>; body: string | null }[] = [];
@@ -90,7 +93,7 @@ const consoleLines: string[] = [];
 page.on('console', (m) => void consoleLines.push(`${m.type()}: ${m.text()}`));
 page.on('pageerror', (e) => void consoleLines.push(`pageerror: ${e.message}`));
 // Evaluated by the browser itself (not subject to the page's CSP): counts every violation the page would report.
-await page.addInitScript(() => {
+await context.addInitScript(() => {
   const w = window as unknown as { violations: string[] };
   w.violations = [];
   document.addEventListener('securitypolicyviolation', (e) => w.violations.push(`${e.violatedDirective} ${e.blockedURI}`));
@@ -246,6 +249,25 @@ t.test('the token stays in this tab: no localStorage, no cookie, no URL; nothing
   t.same(requests.filter((r) => !r.url.startsWith(url)).map((r) => r.url), [], 'nothing fetched from elsewhere');
   t.same(await page.evaluate(() => (window as unknown as { violations: string[] }).violations), [], 'no CSP violation');
   t.same(consoleLines.filter((l) => /Content.Security.Policy|Refused to|pageerror/i.test(l)), [], 'no CSP message or page error in the console');
+});
+
+t.test('over HTTPS (the TLS option): the same page, signed in and live', async (t) => {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=capstan', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
+  const tlsApp = await serve(0, { cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) });
+  t.teardown(() => tlsApp.close());
+  const tlsUrl = `https://127.0.0.1:${(tlsApp.server.address() as { port: number }).port}`;
+  const p = await context.newPage();
+  t.teardown(() => p.close());
+  const res = await p.goto(tlsUrl);
+  t.match(res?.headers()['content-security-policy'] ?? '', /default-src 'self'/);
+  await p.getByLabel('API token').fill(token);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.waitForFunction(() => document.querySelector('tr[data-group="workers"] td.size')?.textContent === '5 machines', null, { timeout: 15_000 });
+  await p.waitForFunction(() => document.getElementById('stream-state')?.dataset.state === 'live', null, { timeout: 10_000 });
+  await api('group.scale', { id: 'edge', size: 1 });
+  await p.waitForFunction(() => document.querySelector('tr[data-group="edge"] td.size')?.textContent === '1 machine', null, { timeout: 15_000 });
+  t.pass('signed in over HTTPS, the groups listed, a change shown live');
+  t.same(await p.evaluate(() => (window as unknown as { violations: string[] }).violations), [], 'no CSP violation');
 });
 
 t.test('a narrow screen: nothing wider than the screen; sign out forgets the token', async (t) => {

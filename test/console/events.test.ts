@@ -1,7 +1,13 @@
 // GET /events (issue 17 item 3): refused without the token (and with a wrong one), the leader's replica streams its
 // feed (group versions as the API stores them, progress, decisions) after a hello that says who leads, keepalives
 // keep it alive, a follower relays the leader's stream, a stream ends when its replica stops leading, and the
-// server's close ends open streams at once. The parser the page uses reads every piece. No Docker.
+// server's close ends open streams at once; over HTTPS a follower relays only from a leader presenting this service's
+// certificate. The parser the page uses reads every piece. No Docker.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { feed } from '../../src/feed.js';
 import { silentLogger } from '../../src/log.js';
@@ -130,4 +136,51 @@ t.test("the server's close ends open streams at once (an open API, as CAPSTAN_IN
   await server.close();
   await s.ended;
   t.ok(Date.now() - started < 2000, `closed in ${Date.now() - started} ms with a stream open`);
+});
+
+/** A self-signed certificate and key (PEM) for CN=capstan, made by openssl as an operator would. */
+function selfSigned(t: Test): { cert: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'capstan-events-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=capstan', '-keyout', join(dir, 'key'), '-out', join(dir, 'cert')], { stdio: 'ignore' });
+  return { cert: readFileSync(join(dir, 'cert')), key: readFileSync(join(dir, 'key')) };
+}
+
+/** GET /events over HTTPS trusting `ca`: the status, and the events read until `enough` holds (or 5 s pass). */
+function openTls(port: number, ca: Buffer, enough: (events: SseEvent[]) => boolean): Promise<{ status: number; events: SseEvent[] }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet({ host: '127.0.0.1', port, path: '/events', ca, checkServerIdentity: () => undefined, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const events: SseEvent[] = [];
+      const parser = new SseParser();
+      const finish = () => (clearTimeout(timer), req.destroy(), resolve({ status: res.statusCode ?? 0, events }));
+      const timer = setTimeout(finish, 5000);
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        events.push(...parser.push(chunk));
+        if (enough(events)) finish();
+      });
+      res.on('end', finish);
+    });
+    req.on('error', reject);
+  });
+}
+
+t.test('over HTTPS: a follower relays only from a leader presenting this service\'s certificate', async (t) => {
+  const ours = selfSigned(t);
+  const leader = await startServer(t, { tls: ours });
+  const follower = await startServer(t, { tls: ours, leading: false, forwardPort: leader.port });
+  follower.lead.status = { nodeId: 'node-b', leading: false, leaderNodeId: 'node-a', leaderAddr: '127.0.0.1' };
+  const relayed = openTls(follower.port, ours.cert, (events) => events.some((e) => e.event === 'group.removed'));
+  await until('the relay open', () => feed.listeners > 0, 5000);
+  feed.publish({ type: 'group.removed', group: 'over-tls', at: new Date().toISOString() });
+  const got = await relayed;
+  t.equal(got.status, 200);
+  t.same(got.events.map((e) => e.event), ['hello', 'group.removed'], 'hello and the event, relayed over TLS');
+
+  const other = selfSigned(t);
+  const impostor = await startServer(t, { tls: other });
+  const fooled = await startServer(t, { tls: ours, leading: false, forwardPort: impostor.port });
+  fooled.lead.status = { nodeId: 'node-b', leading: false, leaderNodeId: 'node-x', leaderAddr: '127.0.0.1' };
+  const refused = await openTls(fooled.port, ours.cert, () => true);
+  t.equal(refused.status, 502, 'a leader with another certificate gets nothing: 502');
 });
