@@ -1,0 +1,258 @@
+// A control plane that manages itself (issue 15): a Swarm whose every manager is a machine Capstan made, grown from
+// one seed (`swarm/lab.sh up --self-managed`), each running a Capstan replica; then managers 3 -> 5 -> 3 with a
+// sampler every 250 ms proving a leader and a quorum at every moment and no even number at rest. Identity, not
+// counts: the seed and the machines that were there stay. Part of `npm test`; CAPSTAN_E2E=0 leaves it out.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import t from 'tap';
+import { demuxLog, sleep, waitFor } from '../support/lab.js';
+
+const run = promisify(execFile);
+const TOP = new URL('../..', import.meta.url).pathname;
+const GROUP = 'managers';
+
+interface Member {
+  readonly id: string;
+  readonly ip: string;
+}
+interface Node {
+  readonly id: string;
+  readonly status: string;
+  readonly reachability: string;
+  readonly leader: boolean;
+}
+
+class SelfLab {
+  readonly dir = `/tmp/capstan-self-${randomBytes(3).toString('hex')}`;
+  readonly env: NodeJS.ProcessEnv;
+  readonly infra: Docker;
+
+  constructor() {
+    const x = 200 + (parseInt(this.dir.slice(-6), 16) % 50);
+    this.env = { ...process.env, LAB: this.dir, LAB_NET: `10.${x}`, LAB_PREFIX: `s${this.dir.slice(-6)}`, LAB_HOW: '0' };
+    this.infra = new Docker({ socketPath: `${this.dir}/infra/sock/docker.sock` });
+  }
+
+  lab(args: string[], timeout = 600_000) {
+    return run(`${TOP}swarm/lab.sh`, args, { env: this.env, timeout, maxBuffer: 64 << 20 });
+  }
+
+  /** The managers group's running machines, oldest first. */
+  async members(): Promise<Member[]> {
+    const list = await this.infra.listContainers({ filters: { label: [`capstan.group=${GROUP}`], status: ['running'] } });
+    return list
+      .sort((a, b) => a.Created - b.Created)
+      .map((c) => ({ id: c.Id, ip: Object.values(c.NetworkSettings.Networks)[0]?.IPAddress ?? '' }));
+  }
+
+  async rpc<T = any>(ip: string, method: string, params?: unknown, timeoutMs = 10_000): Promise<T> {
+    const token = readFileSync(`${this.dir}/token`, 'utf8').trim();
+    const res = await fetch(`http://${ip}:8640/rpc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, ...(params === undefined ? {} : { params }) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const body = (await res.json()) as { result?: T; error?: { code: number; message: string; data?: unknown } };
+    if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code, data: body.error.data });
+    return body.result as T;
+  }
+
+  /** `docker node ls` as one manager machine sees it. */
+  async nodes(from: Member): Promise<Node[]> {
+    const exec = await this.infra.getContainer(from.id).exec({
+      Cmd: ['docker', 'node', 'ls', '--format', '{{.ID}}|{{.Status}}|{{.ManagerStatus}}|{{.Hostname}}'],
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const stream = await exec.start({});
+    const chunks: Buffer[] = [];
+    for await (const c of stream) chunks.push(c as Buffer);
+    const lines = demuxLog(Buffer.concat(chunks)).filter((l) => l.includes('|'));
+    return lines.map((l) => {
+      const [id, status, manager] = l.split('|');
+      return { id: id!, status: status!, reachability: manager === 'Leader' ? 'Reachable' : manager!, leader: manager === 'Leader' };
+    });
+  }
+
+  /** Asks every member until one answers. */
+  async anyRpc<T = any>(method: string, params?: unknown): Promise<T> {
+    let last: unknown;
+    for (const m of await this.members()) {
+      try {
+        return await this.rpc<T>(m.ip, method, params);
+      } catch (error) {
+        last = error;
+      }
+    }
+    throw last ?? new Error('no manager machine runs');
+  }
+}
+
+/** `size` managers: that many machines, each a Ready and Reachable manager, each replica answering, one leading. */
+async function settled(lab: SelfLab, size: number): Promise<Member[] | undefined> {
+  const members = await lab.members();
+  if (members.length !== size) return undefined;
+  const nodes = await lab.nodes(members[0]!).catch(() => []);
+  const managers = nodes.filter((n) => n.reachability === 'Reachable' && n.status === 'Ready');
+  if (managers.length !== size || nodes.some((n) => n.reachability !== '' && n.reachability !== 'Reachable')) return undefined;
+  const statuses = await Promise.all(members.map((m) => lab.rpc<{ leading: boolean }>(m.ip, 'manager.status', undefined, 3000).catch(() => undefined)));
+  if (statuses.some((s) => !s) || statuses.filter((s) => s!.leading).length !== 1) return undefined;
+  const d = await lab.anyRpc<{ converged: boolean; instances: { id: string }[] }>('group.describe', { id: GROUP });
+  return d.converged && d.instances.length === size ? members : undefined;
+}
+
+/** Samples every 250 ms: a Swarm leader answered, and Raft had a majority of its managers reachable. */
+class Quorum {
+  readonly samples: { at: number; managers: number; reachable: number; leader: boolean }[] = [];
+  /** When each manager machine was last seen running. */
+  readonly lastSeen = new Map<string, number>();
+  private stopped = false;
+  private readonly loop: Promise<void>;
+
+  constructor(private readonly lab: SelfLab) {
+    this.loop = this.run();
+  }
+
+  private async run() {
+    while (!this.stopped) {
+      const t0 = Date.now();
+      const members = await this.lab.members().catch(() => []);
+      for (const m of members) this.lastSeen.set(m.id, t0);
+      for (const m of members) {
+        const nodes = await this.lab.nodes(m).catch(() => undefined);
+        if (!nodes?.length) continue;
+        const managers = nodes.filter((n) => n.reachability !== '');
+        this.samples.push({ at: t0, managers: managers.length, reachable: managers.filter((n) => n.reachability === 'Reachable').length, leader: nodes.some((n) => n.leader) });
+        break;
+      }
+      await sleep(Math.max(0, 250 - (Date.now() - t0)));
+    }
+  }
+
+  async stop() {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
+if (process.env.CAPSTAN_E2E === '0') {
+  t.plan(0, 'end-to-end lab tests switched off by CAPSTAN_E2E=0');
+} else {
+  t.setTimeout(15 * 60_000);
+  const lab = new SelfLab();
+  const t0 = Date.now();
+  t.teardown(() => lab.lab(['down']).then(() => undefined));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void lab.lab(['down']).finally(() => process.exit(130)));
+  await lab.lab(['up', '--self-managed']);
+  t.comment(`MEASURE self_managed_up ${Math.round((Date.now() - t0) / 100) / 10} s (seed to 3 managers, images included)`);
+  const seed = readFileSync(`${lab.dir}/seed`, 'utf8').trim();
+
+  await t.test('a Swarm of 3 grown from one seed: every manager a machine of the group, each running Capstan', async (t) => {
+    const three = await waitFor('3 managers', () => settled(lab, 3), 120_000, 1000);
+    t.ok(three.some((m) => m.id === seed), `the seed ${seed.slice(0, 12)} is one of the 3 (adopted, not replaced)`);
+    const d = await lab.anyRpc<{ instances: { id: string; health: string }[] }>('group.describe', { id: GROUP });
+    t.same(d.instances.map((i) => i.id).sort(), three.map((m) => m.id).sort(), 'the group’s instances are exactly the 3 manager machines');
+    const nodes = await lab.nodes(three[0]!);
+    t.equal(nodes.length, 3, 'the Swarm has exactly these 3 nodes');
+    t.ok(nodes.every((n) => n.reachability === 'Reachable' && n.status === 'Ready'), 'all Ready, Reachable managers');
+  });
+
+  await t.test('managers 3 -> 5 -> 3: odd at rest, a leader and a quorum at every sample, the first 3 stay', async (t) => {
+    const first = (await lab.members()).map((m) => m.id);
+    const even = (await lab.anyRpc('group.scale', { id: GROUP, size: 4 }).then(() => undefined, (e: unknown) => e)) as { code?: number; data?: unknown } | undefined;
+    t.equal(even?.code, -32602, 'an even size is refused');
+    t.match(JSON.stringify(even?.data), /4 managers.*an even number.*use 3 or 5/, 'with the reason and the sizes that fit');
+    t.same((await lab.members()).map((m) => m.id), first, 'and changes nothing');
+    const q = new Quorum(lab);
+    const tUp = Date.now();
+    await lab.anyRpc('group.scale', { id: GROUP, size: 5 });
+    const five = await waitFor('5 managers', () => settled(lab, 5), 240_000, 1000);
+    t.comment(`MEASURE managers_3_to_5 ${Math.round((Date.now() - tUp) / 100) / 10} s`);
+    t.ok(first.every((id) => five.some((m) => m.id === id)), 'the 3 from before are among the 5');
+    const tDown = Date.now();
+    await lab.anyRpc('group.scale', { id: GROUP, size: 3 });
+    const back = await waitFor('3 managers again', () => settled(lab, 3), 240_000, 1000);
+    t.comment(`MEASURE managers_5_to_3 ${Math.round((Date.now() - tDown) / 100) / 10} s`);
+    await q.stop();
+    t.same(back.map((m) => m.id).sort(), [...first].sort(), 'the 2 added are the 2 removed: the first 3 stay');
+    t.ok(q.samples.length > 20, `${q.samples.length} samples`);
+    const noLeader = q.samples.filter((s) => !s.leader);
+    const noQuorum = q.samples.filter((s) => s.reachable <= s.managers / 2);
+    t.same(noLeader.map((s) => s.at - tUp), [], 'a Swarm leader at every sample');
+    t.same(noQuorum.map((s) => `${s.reachable}/${s.managers}`), [], 'a majority of managers reachable at every sample');
+    const nodes = await lab.nodes(back[0]!);
+    t.equal(nodes.length, 3, 'the removed managers’ nodes are gone from the Swarm');
+  });
+
+  await t.test('a config change rolls all 3 managers one at a time, the leader’s machine last, quorum kept', async (t) => {
+    const old = (await lab.members()).map((m) => m.id);
+    const spec = JSON.parse(readFileSync(`${lab.dir}/managers.json`, 'utf8'));
+    spec.flavor.properties.labels['lab.rev'] = '2';
+    const leaderBefore = await lab.anyRpc<{ leaderNodeId: string }>('manager.status');
+    const byNode = new Map(await Promise.all((await lab.members()).map(async (m) => [(await lab.rpc<{ nodeId: string }>(m.ip, 'manager.status')).nodeId, m.id] as const)));
+    const leaderMachine = byNode.get(leaderBefore.leaderNodeId)!;
+    const q = new Quorum(lab);
+    const tRoll = Date.now();
+    await lab.anyRpc('group.commit', { spec });
+    const hash = (await lab.anyRpc<{ configHash: string }>('group.describe', { id: GROUP })).configHash;
+    const rolled = await waitFor(
+      '3 managers of the new config',
+      async () => {
+        const m = await settled(lab, 3);
+        const d = await lab.anyRpc<{ instances: { config: string }[] }>('group.describe', { id: GROUP });
+        return m && d.instances.every((i) => i.config === hash) ? m : undefined;
+      },
+      300_000,
+      1000,
+    );
+    const rollS = Math.round((Date.now() - tRoll) / 100) / 10;
+    await q.stop();
+    t.comment(`MEASURE managers_roll_3 ${rollS} s`);
+    t.ok(rolled.every((m) => !old.includes(m.id)), 'all 3 machines replaced, the seed and the leader’s among them');
+    const leaderAfter = await lab.anyRpc<{ leaderNodeId: string }>('manager.status');
+    t.not(leaderAfter.leaderNodeId, leaderBefore.leaderNodeId, 'leadership was handed to a new manager');
+    const gone = old.map((id) => ({ id, at: q.lastSeen.get(id) ?? 0 })).sort((a, b) => a.at - b.at);
+    t.equal(gone.at(-1)?.id, leaderMachine, `the leader’s machine ${leaderMachine.slice(0, 12)} went last`);
+    const noQuorum = q.samples.filter((s) => s.reachable <= s.managers / 2);
+    t.same(noQuorum.map((s) => `${s.reachable}/${s.managers}`), [], 'a majority of managers reachable at every sample');
+    t.ok(q.samples.every((s) => s.managers === 3 || s.managers === 4), 'never fewer than 3 managers, never more than 4 (one new before one old goes)');
+    // No leader only while Raft hands off: the longest stretch without a sample that saw one.
+    const seen = q.samples.filter((s) => s.leader).map((s) => s.at);
+    const gaps = seen.slice(1).map((at, i) => at - seen[i]!);
+    const longest = Math.max(0, ...gaps) / 1000;
+    t.comment(`MEASURE managers_roll_longest_without_leader ${longest} s`);
+    t.ok(longest < 30, `the longest time without a Swarm leader was ${longest} s (bound 30 s: one election)`);
+    const nodes = await lab.nodes(rolled[0]!);
+    t.equal(nodes.length, 3, 'the old managers’ nodes are gone from the Swarm');
+  });
+
+  await t.test('two of three manager machines destroyed: capstan recover on the survivor, back to 3 managers', async (t) => {
+    const members = await lab.members();
+    const cli = (url: string) => run(process.execPath, [`${TOP}dist/src/cli/main.js`, 'recover', '--url', url, '--token-file', `${lab.dir}/token`], { env: lab.env, timeout: 60_000 });
+    const refused = await cli(`http://${members[0]!.ip}:8640`).then(() => undefined, (e: { stderr?: string }) => e.stderr ?? String(e));
+    t.match(refused, /has a leader/, 'refused while the Swarm has a leader');
+    const leaderNode = (await lab.anyRpc<{ leaderNodeId: string }>('manager.status')).leaderNodeId;
+    const statuses = await Promise.all(members.map(async (m) => ({ m, s: await lab.rpc<{ nodeId: string }>(m.ip, 'manager.status') })));
+    // The leader's machine and one more go for good, as in a lost zone; the third survives.
+    const leader = statuses.find((x) => x.s.nodeId === leaderNode)!;
+    const survivor = statuses.find((x) => x !== leader)!;
+    const doomed = statuses.filter((x) => x !== survivor).map((x) => x.m.id);
+    await Promise.all(doomed.map((id) => lab.infra.getContainer(id).remove({ force: true, v: true })));
+    await waitFor('the survivor without a leader', async () => ((await lab.nodes(survivor.m).catch(() => [])).length === 0 ? true : undefined), 90_000, 1000);
+    const tRecover = Date.now();
+    const out = JSON.parse((await cli(`http://${survivor.m.ip}:8640`)).stdout) as { nodeId: string; gaveUp: { nodeId: string }[] };
+    t.equal(out.nodeId, survivor.s.nodeId, 'the Swarm re-initialised from the survivor');
+    t.equal(out.gaveUp.length, 2, 'the two lost managers given up');
+    const back = await waitFor('3 managers after recover', () => settled(lab, 3), 300_000, 1000);
+    t.comment(`MEASURE recover_to_3_managers ${Math.round((Date.now() - tRecover) / 100) / 10} s`);
+    t.ok(back.some((m) => m.id === survivor.m.id), 'the survivor is one of the 3');
+    t.ok(back.every((m) => !doomed.includes(m.id)), 'the 2 others are new machines');
+    const nodes = await lab.nodes(back[0]!);
+    t.same(nodes.filter((n) => n.status !== 'Ready').map((n) => n.id), [], 'the dead managers’ nodes are removed');
+    t.equal(nodes.length, 3, '3 nodes');
+  });
+}
