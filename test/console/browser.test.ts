@@ -2,9 +2,9 @@
 // real API server in this process (the real group service and controller on simulated machines: no Docker). The
 // page shows nothing of the cluster without the token and refuses a wrong one; it lists the groups with their
 // figures; changes made through the API appear without a reload (the /events stream); a loss of the stream is shown,
-// and so is its return after the server restarts; scale, pause and resume go through confirmations that show the
-// API's pretend plan, reached by keyboard alone; the Content-Security-Policy is sent and nothing breaks it; the
-// token stays out of localStorage, cookies and every URL; the page works over HTTPS too.
+// and so is its return after the server restarts; scale, pause, resume and roll back go through confirmations that
+// show the API's pretend plan (the scale by keyboard alone); the Content-Security-Policy is sent and nothing breaks
+// it; the token stays out of localStorage, cookies and every URL; the page works over HTTPS too.
 // CAPSTAN_CONSOLE_SCREENSHOTS=test/console/screenshots retakes the README's screenshots (overview, a group mid-update,
 // a narrow screen).
 import { execFileSync } from 'node:child_process';
@@ -198,7 +198,7 @@ t.test('keyboard only: open a group, scale it through a confirmation with the pr
   await page.waitForFunction(() => /5 of 5 machines healthy/.test(document.querySelector('.facts')?.textContent ?? ''), null, { timeout: 15_000 });
 });
 
-t.test('pause and resume, each confirmed; a rolling update shows its progress', async (t) => {
+t.test('pause, resume and roll back, each confirmed; a rolling update shows its progress', async (t) => {
   await page.getByRole('button', { name: 'Pause…' }).click();
   await page.getByRole('dialog').getByText('replace no machine').waitFor();
   await page.getByRole('dialog').getByRole('button', { name: 'Pause' }).click();
@@ -221,6 +221,16 @@ t.test('pause and resume, each confirmed; a rolling update shows its progress', 
   await page.waitForFunction(() => /[1-4] of 5 machines replaced/.test(document.querySelector('.facts')?.textContent ?? ''), null, { timeout: 20_000 });
   t.pass('the update moves on the page as machines are replaced');
   await shoot('group-mid-update');
+
+  // Roll back: to the last version with another spec (version 4, the first machine config), as group.rollback picks.
+  await page.getByRole('button', { name: 'Roll back to version 4…' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByText(/replace [1-5] machines? on an older config/).waitFor();
+  t.match(await dialog.innerText(), /Roll workers back to version 4\?[\s\S]*pretend plan/, 'the roll back shows its plan');
+  await dialog.getByRole('button', { name: 'Roll back to version 4' }).click();
+  await page.getByText(/workers: version 8 stored, the spec of version 4\./).waitFor();
+  const latest = await store.get('workers');
+  t.same([latest?.version, latest?.state?.note], [8, 'rollback to v4'], 'rolled back through group.rollback');
 });
 
 t.test('the stream lost when the server stops is shown, and its return when it is back', async (t) => {
