@@ -195,6 +195,7 @@ t.test('keyboard only: open a group, scale it through a confirmation with the pr
   t.same((await store.get('workers'))?.spec.allocation, { size: 5 }, 'scaled through the API');
   t.ok(requests.slice(before).some((r) => r.body?.includes('"method":"group.scale"')), 'by group.scale');
   t.equal(await page.getByRole('dialog').count(), 0, 'the confirmation closed');
+  t.equal(await focused(), 'BUTTON Scale…', 'the focus is back on the control that opened it');
   await page.waitForFunction(() => /5 of 5 machines healthy/.test(document.querySelector('.facts')?.textContent ?? ''), null, { timeout: 15_000 });
 });
 

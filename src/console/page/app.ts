@@ -220,11 +220,18 @@ interface Pending {
 
 function Confirm({ pending, onClose }: { pending: Pending; onClose: (done?: string) => void }): El {
   const ref = useRef<HTMLDialogElement>(null);
+  // The control that opened it, focused again when it goes.
+  const opener = useRef(document.activeElement instanceof HTMLElement ? document.activeElement : null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
   useEffect(() => {
     const dialog = ref.current;
     if (dialog && !dialog.open) dialog.showModal();
+    return () => {
+      if (dialog?.open) dialog.close();
+      const back = opener.current;
+      setTimeout(() => back?.isConnected && back.focus(), 0);
+    };
   }, []);
   const go = async () => {
     setBusy(true);
@@ -487,42 +494,40 @@ function Console({ token, onSignOut }: { token: string; onSignOut: (message?: st
   }, [token, failed, addDecisions]);
 
   /** One group again, after the stream said it moved; a burst of its events is one read. */
-  const timers = useRef(new Map<string, ReturnType<typeof setTimeout>>());
+  const due = useRef(new Map<string, { timer: ReturnType<typeof setTimeout>; history: boolean }>());
   const refresh = useCallback(
     (id: string, withHistory: boolean) => {
-      const t = timers.current;
-      const wanted = withHistory || t.has(`${id}+h`);
-      clearTimeout(t.get(id));
-      if (wanted) t.set(`${id}+h`, 0 as unknown as ReturnType<typeof setTimeout>);
-      t.set(
-        id,
-        setTimeout(async () => {
-          t.delete(id);
-          t.delete(`${id}+h`);
-          const calls: [string, object][] = [['group.list', {}], ['group.describe', { id }]];
-          if (wanted && selectedRef.current === id) calls.push(['group.history', { id }]);
-          try {
-            const [list, d, hist] = await batch(token, calls);
-            if (list instanceof RpcError) throw list;
-            setGroups((had) => {
-              const next = new Map<string, Group>();
-              for (const g of list as ListEntry[]) {
-                const old = had.get(g.id);
-                const described = g.id === id ? (d instanceof Error ? undefined : (d as Described)) : old?.described;
-                next.set(g.id, { list: g, ...(described ? { described } : {}) });
-              }
-              return next;
-            });
-            if (!(d instanceof Error)) addDecisions((d as Described).autoscale ?? []);
-            if (hist && !(hist instanceof Error) && selectedRef.current === id) setHistory(hist as Version[]);
-          } catch (err) {
-            failed(err);
-          }
-        }, 100),
-      );
+      const before = due.current.get(id);
+      clearTimeout(before?.timer);
+      const history = withHistory || before?.history === true;
+      const timer = setTimeout(async () => {
+        due.current.delete(id);
+        const calls: [string, object][] = [['group.list', {}], ['group.describe', { id }]];
+        if (history && selectedRef.current === id) calls.push(['group.history', { id }]);
+        try {
+          const [list, d, hist] = await batch(token, calls);
+          if (list instanceof RpcError) throw list;
+          setGroups((had) => {
+            const next = new Map<string, Group>();
+            for (const g of list as ListEntry[]) {
+              const described = g.id === id ? (d instanceof Error ? undefined : (d as Described)) : had.get(g.id)?.described;
+              next.set(g.id, { list: g, ...(described ? { described } : {}) });
+            }
+            return next;
+          });
+          if (!(d instanceof Error)) addDecisions((d as Described).autoscale ?? []);
+          if (hist && !(hist instanceof Error) && selectedRef.current === id) setHistory(hist as Version[]);
+        } catch (err) {
+          failed(err);
+        }
+      }, 100);
+      due.current.set(id, { timer, history });
     },
     [token, failed, addDecisions],
   );
+
+  // At once, and again each time the stream is (back) live.
+  useEffect(() => void loadAll(), [loadAll]);
 
   useEffect(
     () =>
