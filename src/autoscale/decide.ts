@@ -13,6 +13,24 @@ export { autoscaleProblems, autoscaleSchema, bytesOf, policyOf, type AutoscalePo
 export { constraintMisfit } from './placement.js';
 export * from './state.js';
 
+/** Node label that keeps a machine from being chosen by scale-in (the Swarm flavor's PROTECT_LABEL). */
+const PROTECT_LABEL = 'capstan.protect';
+
+/**
+ * Which idle worker goes first, by the group's `scaleIn`: idle workers run no task of a non-global service, so
+ * `least-busy` takes the longest idle (then the newest); `newest` and `oldest` go by launch time (then longest idle).
+ */
+function scaleInOrder(m: Model): (a: NodeView, b: NodeView) => number {
+  const launched = (n: NodeView) => m.launchedAt.get(m.instanceOf.get(n.id) ?? '') ?? 0;
+  const idleFirst = (a: NodeView, b: NodeView) => a.idleSince! - b.idleSince!;
+  const newest = (a: NodeView, b: NodeView) => launched(b) - launched(a);
+  const byId = (a: NodeView, b: NodeView) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  const policy = m.scaleIn;
+  if (policy === 'newest') return (a, b) => newest(a, b) || idleFirst(a, b) || byId(a, b);
+  if (policy === 'oldest') return (a, b) => newest(b, a) || idleFirst(a, b) || byId(a, b);
+  return (a, b) => idleFirst(a, b) || newest(a, b) || byId(a, b);
+}
+
 /** A new machine of a group, as a task would see it. */
 interface Model {
   readonly id: string;
@@ -26,6 +44,9 @@ interface Model {
   readonly max: number;
   readonly members: readonly NodeView[];
   readonly instanceOf: ReadonlyMap<string, string>;
+  /** Launch time (epoch ms) of each instance, where the provider says. */
+  readonly launchedAt: ReadonlyMap<string, number>;
+  readonly scaleIn: GroupSpec['scaleIn'];
   readonly converged: boolean;
   readonly delayMs: number;
   readonly idleMs: number;
@@ -52,6 +73,8 @@ function modelOf(g: GroupView, policy: AutoscalePolicy, nodes: readonly NodeView
     max: spec.bounds?.max ?? Infinity,
     members,
     instanceOf,
+    launchedAt: new Map((g.status?.instances ?? []).filter((i) => i.launchedAt).map((i) => [i.id, Date.parse(i.launchedAt!)])),
+    scaleIn: spec.scaleIn,
     converged: g.status?.converged ?? false,
     delayMs: durationMs(policy.scaleUpDelay),
     idleMs: durationMs(policy.scaleDownIdle),
@@ -271,9 +294,10 @@ export function decide(state: AutoscaleState): Outcome {
   const wanted = fittingTasks > 0 || [...booting.values()].some((n) => n > 0);
   for (const m of models) {
     // Only serving workers: a node an operator drained or paused is theirs to deal with.
+    // Never a protected node (node label capstan.protect=true); the group's scaleIn policy says which goes first.
     const idle = m.members
-      .filter((n) => n.role === 'worker' && n.ready && n.active && n.idleSince !== undefined && m.instanceOf.has(n.id))
-      .sort((a, b) => a.idleSince! - b.idleSince! || (a.id < b.id ? -1 : 1));
+      .filter((n) => n.role === 'worker' && n.ready && n.active && n.idleSince !== undefined && m.instanceOf.has(n.id) && n.labels[PROTECT_LABEL] !== 'true')
+      .sort(scaleInOrder(m));
     const idleFor = m.idleMs;
     for (const n of idle) later(n.idleSince! + idleFor);
     const due = idle.filter((n) => now - n.idleSince! >= idleFor);

@@ -37,6 +37,8 @@ export interface SwarmFlavorOptions {
 
 export const swarmFlavorSchema: object = readSchema('swarm-flavor.json');
 const validateSchema = validator<SwarmFlavorProperties>(swarmFlavorSchema);
+/** Node label (constraint node.labels.capstan.protect) that keeps a machine from being chosen by scale-in. */
+export const PROTECT_LABEL = 'capstan.protect';
 const ACTIVE_TASK_STATES = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
 
 /** `swarm-worker` and `swarm-manager`, sharing one Swarm client, join-token cache and membership lock. */
@@ -152,9 +154,40 @@ class SwarmFlavor implements Flavor {
     return { ...spec, tags: { ...spec.tags, [LINK_TAG]: link }, init: renderInit(this.role, this.properties, vars, tokens[this.role], addrs) };
   }
 
+  /**
+   * Per instance: health from its linked nodes, whether its node is protected from scale-in (node label
+   * capstan.protect=true), and how many tasks of non-global services run there: one listTasks and one listServices
+   * for the whole pass, only when some instance has a node. A failed count leaves `tasks` out (least-busy then
+   * falls back to newest) rather than failing the health check.
+   */
   async health(instances: readonly Instance[]): Promise<Map<string, HealthReport>> {
     const byLink = linked(await this.swarm.nodes());
-    return new Map(instances.map((i) => [i.id, assessNodes(byLink.get(i.tags[LINK_TAG] ?? '') ?? [], this.role)]));
+    const reports = instances.map((i) => [i, assessNodes(byLink.get(i.tags[LINK_TAG] ?? '') ?? [], this.role)] as const);
+    const nodeIds = new Set(reports.flatMap(([, r]) => (r.link ? [r.link] : [])));
+    const counts = nodeIds.size ? await this.taskCounts(nodeIds).catch(() => undefined) : undefined;
+    const nodeById = new Map([...byLink.values()].flat().map((n) => [n.ID, n]));
+    return new Map(
+      reports.map(([i, r]) => {
+        if (!r.link) return [i.id, r];
+        const isProtected = nodeById.get(r.link)?.Spec.Labels?.[PROTECT_LABEL] === 'true';
+        return [i.id, { ...r, ...(counts ? { tasks: counts.get(r.link) ?? 0 } : {}), ...(isProtected ? { protected: true } : {}) }];
+      }),
+    );
+  }
+
+  /** Active tasks of non-global services per node, for the nodes asked about. */
+  private async taskCounts(nodeIds: ReadonlySet<string>): Promise<Map<string, number>> {
+    const [tasks, services] = await Promise.all([
+      this.swarm.docker.listTasks({ filters: { 'desired-state': ['running'] } }) as Promise<{ ServiceID: string; NodeID?: string; Status: { State: string } }[]>,
+      this.swarm.docker.listServices(),
+    ]);
+    const global = new Set(services.filter((s) => s.Spec?.Mode?.Global !== undefined || 'GlobalJob' in (s.Spec?.Mode ?? {})).map((s) => s.ID));
+    const counts = new Map<string, number>();
+    for (const t of tasks) {
+      if (t.NodeID === undefined || !nodeIds.has(t.NodeID) || global.has(t.ServiceID) || !ACTIVE_TASK_STATES.has(t.Status.State)) continue;
+      counts.set(t.NodeID, (counts.get(t.NodeID) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /**

@@ -81,6 +81,8 @@ export class Members {
         o.unhealthySince = since(this.unhealthySince, instance.id, now);
       } else this.unhealthySince.delete(instance.id);
       if (h?.link !== undefined) o.joined = true;
+      if (h?.tasks !== undefined) o.tasks = h.tasks;
+      if (h?.protected) o.protected = true;
       observed.push(o);
     }
     // Members are distinct, so more entries than members counted means some are of instances gone.

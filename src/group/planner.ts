@@ -16,6 +16,10 @@ export interface Observed {
   readonly unhealthySince?: number;
   /** The machine became a cluster member at some point (the flavor linked it, or it was seen healthy). */
   readonly joined?: boolean;
+  /** Running tasks of non-global services on it, as the flavor counted them this pass (scaleIn `least-busy`). */
+  readonly tasks?: number;
+  /** Never chosen by scale-in (a Swarm node labelled capstan.protect=true); still replaced by updates, last. */
+  readonly protected?: boolean;
 }
 
 export interface PlanInput {
@@ -144,15 +148,23 @@ interface Ctx {
 
 const idOf = (f: Facts): string => f.o.instance.id;
 
-/** Scale-down order: the instance hosting Capstan last, named removals first, then unhealthy, outdated, newest. */
-function removalOrder(selfId: string | undefined, named: ReadonlySet<string> = new Set()) {
+/** Which member goes first on scale-in, after named, unhealthy and outdated ones (schemas/group.json `scaleIn`). */
+export type ScaleIn = 'least-busy' | 'newest' | 'oldest';
+
+/**
+ * Removal order: the instance hosting Capstan last, named removals first, then unhealthy, then (for updates) protected
+ * ones last, outdated, and by the `scaleIn` policy: least-busy (fewest tasks, then newest), newest or oldest.
+ */
+function removalOrder(selfId: string | undefined, named: ReadonlySet<string> = new Set(), scaleIn: ScaleIn = 'least-busy') {
   // Ranks compared one by one, lowest first, without building them (a sort makes n log n comparisons).
   const ranks: ((f: Facts) => number)[] = [
     (f) => (idOf(f) === selfId ? 1 : 0),
     (f) => (named.has(idOf(f)) ? 0 : 1),
     (f) => (f.free || f.failed ? 0 : 1),
+    (f) => (f.o.protected ? 1 : 0),
     (f) => (f.current ? 1 : 0),
-    (f) => -f.o.instance.launchedAt,
+    ...(scaleIn === 'least-busy' ? [(f: Facts) => f.o.tasks ?? 0] : []),
+    scaleIn === 'oldest' ? (f: Facts) => f.o.instance.launchedAt : (f: Facts) => -f.o.instance.launchedAt,
   ];
   return (a: Facts, b: Facts): number => {
     for (const rank of ranks) {
@@ -166,6 +178,10 @@ function removalOrder(selfId: string | undefined, named: ReadonlySet<string> = n
 
 /** The first `count` of `list` in `order`; sorts only when some are asked for. */
 const firstIn = (list: readonly Facts[], order: (a: Facts, b: Facts) => number, count: number): Facts[] => (count > 0 ? [...list].sort(order).slice(0, count) : []);
+
+/** Scale-in's choice: the first `count` of `list` in `order`, never a protected member (the group stays above size). */
+const scaleInFrom = (list: readonly Facts[], order: (a: Facts, b: Facts) => number, count: number): Facts[] =>
+  count > 0 ? firstIn(list.some((f) => f.o.protected) ? list.filter((f) => !f.o.protected) : list, order, count) : [];
 
 /** `list` without the members of `gone`, in one pass. */
 const without = (list: readonly Facts[], gone: readonly Facts[]): Facts[] => {
@@ -215,12 +231,12 @@ function planSized(ctx: Ctx, size: number): Plan {
   // 1. Too many: instances named for removal (the size already dropped for them), then the excess in removal
   // order, and new instances beyond the size.
   const removing = new Set(input.removing ?? []);
-  const order = removalOrder(input.selfInstanceId, removing);
+  const order = removalOrder(input.selfInstanceId, removing, spec.scaleIn);
   const named = members.filter((f) => removing.has(idOf(f)));
   members = members.filter((f) => !removing.has(idOf(f)));
-  const overCeiling = firstIn(members, order, members.length - ceiling);
+  const overCeiling = scaleInFrom(members, order, members.length - ceiling);
   const overSize = without(members, overCeiling).filter((f) => f.current);
-  const gone = [...named, ...overCeiling, ...firstIn(overSize, order, overSize.length - size)];
+  const gone = [...named, ...overCeiling, ...scaleInFrom(overSize, order, overSize.length - size)];
   actions.push({ kind: 'destroy', ids: gone.map(idOf), reason: 'scale-down' });
   members = without(members, gone);
 
@@ -280,7 +296,7 @@ function planLogical(ctx: Ctx, logicalIds: readonly string[]): Plan {
   // Never more than one member replaced at a time: a missing or not yet available new member is one in progress,
   // and so is any member whose health is not known (an election): with one unavailable, the next must wait.
   const inProgress = missing.length + members.filter((f) => f.current && !f.available).length;
-  const order = removalOrder(input.selfInstanceId);
+  const order = removalOrder(input.selfInstanceId, undefined, input.spec.scaleIn);
   if (old.length && !input.paused && !failure && inProgress === 0) {
     const next = [...old].sort(order)[0]!;
     if (members.every((f) => f === next || f.available) || (next.free && !ctx.repair.blocked)) actions.push({ kind: 'destroy', ids: [idOf(next)], reason: 'update' });

@@ -6,6 +6,10 @@ export interface HealthReport {
   readonly health: Health;
   /** The cluster member the instance became (a Swarm node id), once known. */
   readonly link?: string;
+  /** Running tasks of non-global services on it (the scale-in policy `least-busy`); counted once per pass. */
+  readonly tasks?: number;
+  /** Never to be chosen by scale-in (a Swarm node labelled capstan.protect=true); updates still replace it, last. */
+  readonly protected?: boolean;
 }
 
 export interface PrepareContext {

@@ -10,6 +10,11 @@ export interface GroupSpec {
   readonly repair?: RepairPolicy;
   /** Opt-in autoscaling; validated by the schema, acted on by the autoscaler. */
   readonly autoscale?: unknown;
+  /**
+   * Which member goes first on scale-in (after named and unhealthy ones): `least-busy` (fewest running tasks of
+   * non-global services, then newest; the default), `newest` or `oldest`.
+   */
+  readonly scaleIn?: 'least-busy' | 'newest' | 'oldest';
 }
 
 export type Allocation = { readonly size: number } | { readonly logicalIds: readonly string[] };
@@ -105,6 +110,10 @@ export interface InstanceStatus {
   readonly link?: string;
   /** When the provider launched it (ISO 8601), when it says. */
   readonly launchedAt?: string;
+  /** Running tasks of non-global services on it, when the flavor counts them. */
+  readonly tasks?: number;
+  /** Never chosen by scale-in (Swarm node label capstan.protect=true). */
+  readonly protected?: boolean;
 }
 
 /** What the controller reports of one group after its latest pass. */

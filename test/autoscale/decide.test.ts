@@ -226,6 +226,21 @@ t.test('scale-down: managers, unlinked, drained nodes, nodes a pending task coul
   t.match(downs(twoIdle.decisions), [{ nodeId: 'n1' }], 'one at a time, the longest idle first');
 });
 
+t.test('scale-down: never a protected node; scaleIn newest or oldest by launch time', async (t) => {
+  const s = idleState();
+  const idle = (id: string, over: Partial<Parameters<typeof node>[2]> = {}) => node(id, 'web', { idleSince: 0, reservedNanoCpus: 0, reservedMemoryBytes: 0, ...over });
+  const kept = decide({ ...s, nodes: [node('n0', 'web'), idle('n1', { labels: { 'capstan.protect': 'true' } })] });
+  t.same(downs(kept.decisions), [], 'a node labelled capstan.protect=true is never chosen');
+  // Two workers idle as long: least-busy (the default) and newest take the newest, oldest the oldest.
+  const g = s.groups[0]!;
+  const launched = { ...g.status!, instances: g.status!.instances.map((i, n) => ({ ...i, launchedAt: new Date(1000 * (n + 1)).toISOString() })) };
+  const two = (scaleIn?: 'least-busy' | 'newest' | 'oldest') =>
+    decide({ ...s, groups: [{ ...g, spec: { ...g.spec, ...(scaleIn ? { scaleIn } : {}) }, status: launched }], nodes: [idle('n0'), idle('n1')] });
+  t.match(downs(two().decisions), [{ nodeId: 'n1' }]);
+  t.match(downs(two('newest').decisions), [{ nodeId: 'n1' }]);
+  t.match(downs(two('oldest').decisions), [{ nodeId: 'n0' }]);
+});
+
 t.test('preview: what a spec about to be committed would do', async (t) => {
   const s = state({ pending: [task('a', { nanoCpus: 6e9 })] });
   t.same(ups(preview(s).decisions), []);

@@ -20,6 +20,9 @@ interface Machine {
   unhealthySince?: number;
   /** Infrastructure's memory (a Swarm node linked to the machine): survives a new leader. */
   joined?: boolean;
+  /** Labelled capstan.protect=true (only in worlds that protect some machines). */
+  protected?: boolean;
+  tasks?: number;
 }
 
 type Event =
@@ -65,7 +68,11 @@ function specOf(w: World, size: number, config: number): GroupSpec {
   return { ...base, instance: { provider: 'simulator', properties: { config } }, ...(max === undefined ? {} : { bounds: { max } }) };
 }
 
-function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; after: Machine[]; p: Plan; hash: string; now: number; faulted: boolean }) => void) {
+function simulate(
+  w: World,
+  check: (ctx: { spec: GroupSpec; before: Machine[]; after: Machine[]; p: Plan; hash: string; now: number; faulted: boolean }) => void,
+  opts: { protectRate?: number } = {},
+) {
   let rand = w.seed >>> 0;
   const random = () => ((rand = (Math.imul(rand ^ (rand >>> 15), 2246822507) + 0x9e3779b9) >>> 0) / 2 ** 32);
   let now = 1_000_000;
@@ -97,6 +104,8 @@ function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; a
       ...(m.healthySince === undefined ? {} : { healthySince: m.healthySince }),
       ...(m.unhealthySince === undefined ? {} : { unhealthySince: m.unhealthySince }),
       ...(m.joined ? { joined: true } : {}),
+      ...(m.protected ? { protected: true } : {}),
+      ...(m.tasks === undefined ? {} : { tasks: m.tasks }),
     }));
     const p = plan({ spec, configHash: hash, observed, now, paused });
     if (p.failure) paused = true;
@@ -117,6 +126,7 @@ function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; a
             visibleAt: now + w.lagMs,
             healthyAt: now + w.bootMs,
             sick: false,
+            ...(opts.protectRate ? { protected: random() < opts.protectRate, tasks: Math.floor(random() * 4) } : {}),
           });
         }
       }
@@ -147,6 +157,8 @@ function simulate(w: World, check: (ctx: { spec: GroupSpec; before: Machine[]; a
   paused = false;
   electionUntil = -1;
   for (const m of machines) m.sick = false;
+  // An operator lifts the protection, so the group can reach its size.
+  for (const m of machines) delete m.protected;
   let last: Plan | undefined;
   for (let i = 0; i < 60 && !last?.converged; i++) {
     now += 5000;
@@ -241,4 +253,25 @@ t.test('only evidence destroys: elections and new leaders never cost a serving m
     { numRuns: 500 },
   );
   t.pass('no repair of a serving member over 500 random histories with elections and new leaders');
+});
+
+t.test('protected machines are never chosen by scale-in, and the group still converges once they are not', async (t) => {
+  fc.assert(
+    fc.property(world, (w) => {
+      const end = simulate(
+        w,
+        ({ before, p }) => {
+          const byId = new Map(before.map((m) => [m.instance.id, m]));
+          for (const a of p.actions) {
+            if (a.kind !== 'destroy' || a.reason !== 'scale-down') continue;
+            for (const id of a.ids) if (byId.get(id)?.protected) throw new Error(`scale-in chose protected ${id}`);
+          }
+        },
+        { protectRate: 0.3 },
+      );
+      return end.last.converged && end.machines.length === end.size;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('no protected machine scaled in over 300 random histories');
 });

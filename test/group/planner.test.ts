@@ -156,3 +156,44 @@ t.test('update progress counts done and total', async (t) => {
   const p = run({ spec, observed: [obs(inst('a', 'old')), obs(inst('b', 'new'), 'healthy', NOW)] });
   t.match(p.update, { state: 'rolling', total: 2, done: 1, failed: 0 });
 });
+
+t.test('scaleIn least-busy (the default): fewest tasks first, then newest; unhealthy and named still first', async (t) => {
+  const observed = [
+    { ...obs(inst('busy-new', 'new', { launchedAt: 900 })), tasks: 5 },
+    { ...obs(inst('empty-old', 'new', { launchedAt: 100 })), tasks: 0 },
+    { ...obs(inst('empty-new', 'new', { launchedAt: 800 })), tasks: 0 },
+    { ...obs(inst('one', 'new', { launchedAt: 50 })), tasks: 1 },
+    { ...obs(inst('sick', 'new', { launchedAt: 10 }), 'unhealthy'), tasks: 9 },
+  ];
+  const down = (size: number, over: Partial<PlanInput> = {}, scaleIn?: 'least-busy' | 'newest' | 'oldest') =>
+    destroyed(run({ spec: sizedSpec(size, scaleIn ? { scaleIn } : {}), observed, ...over }).actions, 'scale-down');
+  t.same(down(4), ['sick']);
+  t.same(down(2), ['sick', 'empty-new', 'empty-old']);
+  t.same(down(1), ['sick', 'empty-new', 'empty-old', 'one']);
+  t.same(down(3, { removing: ['busy-new'] }), ['busy-new', 'sick'], 'a named removal goes first, then the unhealthy');
+  t.same(down(2, {}, 'newest'), ['sick', 'busy-new', 'empty-new']);
+  t.same(down(2, {}, 'oldest'), ['sick', 'one', 'empty-old']);
+  t.same(down(2, { selfInstanceId: 'empty-new' }), ['sick', 'empty-old', 'one'], 'the Capstan host last');
+});
+
+t.test('a protected member is never chosen by scale-in; updates replace it, last', async (t) => {
+  const observed = [
+    { ...obs(inst('keep', 'new', { launchedAt: 900 })), tasks: 0, protected: true },
+    { ...obs(inst('busy', 'new', { launchedAt: 100 })), tasks: 4 },
+    { ...obs(inst('idle', 'new', { launchedAt: 50 })), tasks: 1 },
+  ];
+  t.same(destroyed(run({ spec: sizedSpec(2), observed }).actions, 'scale-down'), ['idle']);
+  t.same(destroyed(run({ spec: sizedSpec(1), observed }).actions, 'scale-down'), ['idle', 'busy']);
+  const none = run({ spec: sizedSpec(0), observed });
+  t.same(destroyed(none.actions, 'scale-down'), ['idle', 'busy'], 'the group stays above its size rather than lose it');
+  t.equal(none.converged, false);
+  // An unhealthy protected member is not scaled in either (repair may still replace it).
+  const sick = [{ ...obs(inst('keep', 'new', { launchedAt: 900 }), 'unhealthy'), protected: true }, obs(inst('ok', 'new'))];
+  t.same(destroyed(run({ spec: sizedSpec(1), observed: sick }).actions, 'scale-down'), ['ok']);
+  // A rolling update (no surge, one at a time) takes the protected member after every other outdated one.
+  const update = { maxUnavailable: 1, maxSurge: 0, healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } as const;
+  const old = observed.map((o) => ({ ...o, instance: { ...o.instance, tags: { ...o.instance.tags, 'capstan.config': 'old' } } }));
+  t.same(destroyed(run({ spec: sizedSpec(3, { update }), observed: old }).actions, 'update'), ['idle']);
+  const rest = [old[0]!, obs(inst('n1', 'new')), obs(inst('n2', 'new'))];
+  t.same(destroyed(run({ spec: sizedSpec(3, { update }), observed: rest }).actions, 'update'), ['keep'], 'the protected member last');
+});

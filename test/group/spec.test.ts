@@ -93,3 +93,10 @@ t.test('the config hash ignores size, bounds and update policy but not the machi
   // Key order does not matter.
   t.equal(configHash({ instance: { provider: 'x', properties: { a: 1, b: 2 } }, flavor: { kind: 'k', properties: {} } }), configHash({ flavor: { properties: {}, kind: 'k' }, instance: { properties: { b: 2, a: 1 }, provider: 'x' } }));
 });
+
+t.test('scaleIn: least-busy, newest or oldest; absent means least-busy and adds nothing to the spec', async (t) => {
+  for (const scaleIn of ['least-busy', 'newest', 'oldest']) t.equal(validateSpec({ ...good(), scaleIn }, plugins).scaleIn, scaleIn);
+  t.notOk('scaleIn' in validateSpec(good(), plugins));
+  t.match(problems({ ...good(), scaleIn: 'busiest' }), [{ path: '/scaleIn', message: /least-busy.*newest.*oldest|must be equal to one of/ }]);
+  t.equal(configHash(validateSpec({ ...good(), scaleIn: 'oldest' }, plugins)), configHash(validateSpec(good(), plugins)), 'not part of the config hash: changing it replaces nothing');
+});
