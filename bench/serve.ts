@@ -11,7 +11,8 @@
  * Then, per round, an aws group of BENCH_AWS_SIZE (default 100) instances on moto: what loading the AWS SDK and
  * running the group costs, settled and under the same describe load. Figures are medians with their range over BENCH_ROUNDS (default 3) rounds, printed with
  * the machine's load average; nothing is asserted. MB here are MiB (2^20 bytes), as Docker's memory limits count.
- * BENCH_DOCKER_HOST names another Swarm manager's engine; BENCH_AWS=0 skips moto.
+ * BENCH_DOCKER_HOST names another Swarm manager's engine; BENCH_AWS=0 skips moto; BENCH_NODE_OPTIONS is given to every
+ * measured process as NODE_OPTIONS (to try V8 flags such as --max-semi-space-size).
  * Alone: `npx tsc -p tsconfig.json && node dist/bench/serve.js`.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -61,6 +62,7 @@ interface Proc {
 }
 
 function start(args: string[], env: NodeJS.ProcessEnv, port: number): Proc {
+  if (process.env.BENCH_NODE_OPTIONS) env = { ...env, NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS };
   const startedAt = performance.now();
   // stdout (the JSON log) goes nowhere, as a service's would go to its log driver; stderr is kept for errors.
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -121,14 +123,13 @@ async function converged(rpc: ReturnType<typeof rpcOf>, id: string, size: number
   }
 }
 
-/** `group.destroy`, then waits until the group is no longer listed (the store is left as it was). */
-async function destroy(rpc: ReturnType<typeof rpcOf>, id: string): Promise<void> {
-  await rpc('group.destroy', { id });
-  const deadline = Date.now() + 60_000;
-  while ((await rpc<{ id: string }[]>('group.list')).some((g) => g.id === id)) {
-    if (Date.now() > deadline) throw new Error(`group ${id} still listed 60 s after group.destroy`);
-    await sleep(200);
-  }
+/**
+ * Leaves the engine's store as it was: `group.free` forgets the group at once (its machines are the simulator's, in
+ * the process about to stop, or moto's, reset next round), where a destroy could be held up by the machines.
+ */
+async function forget(rpc: ReturnType<typeof rpcOf>, id: string): Promise<void> {
+  await rpc('group.free', { id });
+  if ((await rpc<{ id: string }[]>('group.list')).some((g) => g.id === id)) throw new Error(`group ${id} still listed after group.free`);
 }
 
 /** 8 clients calling for `durationS`; samples RSS every 50 ms meanwhile. */
@@ -230,7 +231,7 @@ async function capstanRound(dockerHost: string, tokenFile: string, token: string
     const peak = Math.max(memoryOf(p.child.pid!).peak, load.sampled);
     return { healthz, readyz, idle, idleAnon, at1000, at1000Anon, peak, peakAnon: load.anon, rps: load.rps, errors: load.errors, convergeMs, others, answer };
   } finally {
-    if (committed) await destroy(rpc, id).catch((err: unknown) => console.error(`bench: could not destroy ${id}: ${String(err)}`));
+    if (committed) await forget(rpc, id).catch((err: unknown) => console.error(`bench: could not free ${id}, remove its Swarm configs capstan.group.${id}.v*: ${String(err)}`));
     await stop(p);
   }
 }
@@ -282,7 +283,7 @@ async function awsRound(dockerHost: string, tokenFile: string, token: string, en
     const load = await describeLoad(p, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'group.describe', params: { id } }), token);
     return { idle, settled: m.rss, settledAnon: m.anon, peak: Math.max(memoryOf(p.child.pid!).peak, load.sampled), peakAnon: load.anon, convergeMs };
   } finally {
-    if (committed) await destroy(rpc, id).catch((err: unknown) => console.error(`bench: could not destroy ${id}: ${String(err)}`));
+    if (committed) await forget(rpc, id).catch((err: unknown) => console.error(`bench: could not free ${id}, remove its Swarm configs capstan.group.${id}.v*: ${String(err)}`));
     await stop(p);
   }
 }
@@ -358,7 +359,7 @@ export async function benchServe(): Promise<void> {
   }
   console.log(`\n## A replica: start-up and memory (capstan serve on the tests' engine; ceiling: bare fastify)\n`);
   console.log(`Median (range) of ${rounds} alternating rounds, fresh processes, node ${process.version}; MB = MiB; anon = RssAnon (peak: the highest sampled under load).`);
-  console.log(`Load average (1, 5, 15 min) before: ${loadBefore}; after: ${load()}.\n`);
+  console.log(`Load average (1, 5, 15 min) before: ${loadBefore}; after: ${load()}.${process.env.BENCH_NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.BENCH_NODE_OPTIONS}.` : ''}\n`);
   console.log('| figure | capstan | ceiling | target |');
   console.log('|---|---:|---:|---|');
   for (const [name, c, b, target] of rowsOut) console.log(`| ${name} | ${c} | ${b} | ${target} |`);
