@@ -19,7 +19,7 @@ export const providerErrors = new Counter({
 
 export const groupSize = new Gauge({
   name: 'capstan_group_size',
-  help: 'Group size, desired and actual',
+  help: 'Group size: desired, actual (every member, the warm pool included) and warm (members in the warm pool)',
   labelNames: ['group', 'kind'] as const,
   registers: [registry],
 });

@@ -15,6 +15,8 @@ export * from './state.js';
 
 /** Node label that keeps a machine from being chosen by scale-in (the Swarm flavor's PROTECT_LABEL). */
 const PROTECT_LABEL = 'capstan.protect';
+/** Node label of a machine in its group's warm pool (the Swarm flavor's WARM_LABEL), with availability drain. */
+const WARM_LABEL = 'capstan.warm';
 
 /**
  * Which idle worker goes first, by the group's `scaleIn`: idle workers run no task of a non-global service, so
@@ -149,7 +151,8 @@ export function decide(state: AutoscaleState): Outcome {
   const opened = new Map<Model, number>();
   const booting = new Map<string, number>();
   for (const m of models) {
-    const count = Math.max(0, m.desired - m.members.filter((n) => n.ready).length);
+    // A node of the warm pool serves nothing yet: the group's size counts it only once it is activated.
+    const count = Math.max(0, m.desired - m.members.filter((n) => n.ready && !(n.labels[WARM_LABEL] === 'true' && !n.active)).length);
     booting.set(m.id, count);
     // A node that has just joined has not been offered the pending tasks by the scheduler yet: count it as booting.
     const fresh = m.members.filter((n) => n.ready && n.active && n.readySince !== undefined && now - n.readySince < SCHEDULER_GRACE_MS);

@@ -39,6 +39,8 @@ export const swarmFlavorSchema: object = readSchema('swarm-flavor.json');
 const validateSchema = validator<SwarmFlavorProperties>(swarmFlavorSchema);
 /** Node label (constraint node.labels.capstan.protect) that keeps a machine from being chosen by scale-in. */
 export const PROTECT_LABEL = 'capstan.protect';
+/** Node label of a machine Capstan put in its group's warm pool (with availability drain): see standby. */
+export const WARM_LABEL = 'capstan.warm';
 const ACTIVE_TASK_STATES = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
 
 /** `swarm-worker` and `swarm-manager`, sharing one Swarm client, join-token cache and membership lock. */
@@ -50,6 +52,7 @@ export function swarmFlavorKinds(options: SwarmFlavorOptions): FlavorKind[] {
     schema: swarmFlavorSchema,
     validate: (properties, allocation) => checkProperties(role, properties, allocation),
     labels: (properties, groupId) => machineLabels((properties ?? {}) as SwarmFlavorProperties, groupId),
+    ...(role === 'worker' ? { warm: true } : {}),
     ...(role === 'manager' ? { admit: async (_: unknown, allocation: { size?: number; logicalIds?: readonly string[] }, groupId: string) => oddManagers(await swarm.nodes(), allocation, groupId) } : {}),
     create(properties: unknown): Flavor {
       const problems = checkProperties(role, properties, {});
@@ -112,9 +115,11 @@ export function assessNodes(nodes: readonly SwarmNode[], role: Role): HealthRepo
   const node = live[0] ?? nodes[0]!;
   if (live.length !== 1) return { health: 'unhealthy', link: node.ID };
   if (node.Status.State === 'unknown') return { health: 'unknown', link: node.ID };
-  const serving = node.Status.State === 'ready' && node.Spec.Availability === 'active';
+  // A node of the warm pool is drained on purpose: healthy if it could serve once activated.
+  const warm = node.Spec.Availability === 'drain' && node.Spec.Labels?.[WARM_LABEL] === 'true';
+  const serving = node.Status.State === 'ready' && (node.Spec.Availability === 'active' || warm);
   const member = role === 'worker' || (node.Spec.Role === 'manager' && node.ManagerStatus?.Reachability === 'reachable');
-  return { health: serving && member ? 'healthy' : 'unhealthy', link: node.ID };
+  return { health: serving && member ? 'healthy' : 'unhealthy', link: node.ID, ...(warm ? { warm: true } : {}) };
 }
 
 class SwarmFlavor implements Flavor {
@@ -214,6 +219,19 @@ class SwarmFlavor implements Flavor {
       return active.every((t) => global.has(t.ServiceID));
     });
     if (moved) log.info({ node: node.ID }, 'node drained');
+  }
+
+  /**
+   * Puts the machine's node in the warm pool (availability drain and the label capstan.warm=true, in one update, so
+   * its health never reads drained-by-someone) or takes it out (active, without the label).
+   */
+  async standby(instance: Instance, warm: boolean): Promise<void> {
+    const node = (linked(await this.swarm.nodes()).get(instance.tags[LINK_TAG] ?? '') ?? []).find((n) => n.Status.State !== 'down');
+    if (!node) return;
+    await this.swarm.update(node.ID, (spec) => {
+      const { [WARM_LABEL]: _, ...labels } = spec.Labels ?? {};
+      return warm ? { Availability: 'drain', Labels: { ...labels, [WARM_LABEL]: 'true' } } : { Availability: 'active', Labels: labels };
+    });
   }
 
   /** Removes every node linked to the destroyed machine (demoting a manager first, if quorum allows). */

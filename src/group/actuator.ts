@@ -36,6 +36,7 @@ export class Actuator {
       actions.map(async (a) => {
         try {
           if (a.kind === 'destroy') await this.destroy(cfg, this.members.list.filter((i) => a.ids.includes(i.id)), a.reason);
+          else if (a.kind === 'standby') await this.standby(cfg, a.warm, a.active);
           else await this.provision(cfg, a.count, a.logicalIds);
           return true;
         } catch (err) {
@@ -78,6 +79,22 @@ export class Actuator {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     this.provisions++;
+  }
+
+  /** Puts members in the warm pool and takes them out (the flavor sets their availability), each by its own flavor. */
+  private async standby(cfg: Config, warm: readonly string[], active: readonly string[]): Promise<void> {
+    const moves = [...warm.map((id) => [id, true] as const), ...active.map((id) => [id, false] as const)];
+    const byId = new Map(this.members.list.map((i) => [i.id, i]));
+    const results = await mapLimit(moves, this.o.concurrency, async ([id, toWarm]) => {
+      const instance = byId.get(id);
+      const { flavor } = this.members.ownerOf(id, cfg);
+      if (!instance || !flavor.standby) return;
+      this.fence();
+      await flavor.standby(instance, toWarm);
+      this.log.info({ event: toWarm ? 'instance.warm' : 'instance.activated', id }, toWarm ? `${id} put in the warm pool` : `${id} activated from the warm pool`);
+    });
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
   /** Drains and destroys, each instance through the provider and flavor of the location it lives in. */

@@ -106,8 +106,14 @@ export class Controller implements GroupController {
     const replace = kept.filter((i) => i.tags[TAG.config] !== hash);
     const current = kept.length - replace.length;
     const missing = p.actions.flatMap((a) => (a.kind === 'provision' ? (a.logicalIds ?? []) : []));
+    // The warm pool is part of the group, within bounds.max.
+    const size = desiredSize(spec);
+    const pool = 'size' in spec.allocation ? Math.max(0, Math.min(spec.warm?.size ?? 0, (spec.bounds?.max ?? Infinity) - size)) : 0;
+    const standby = p.actions.find((a) => a.kind === 'standby');
     return {
-      create: Math.max(0, desiredSize(spec) - current),
+      create: Math.max(0, size + pool - current),
+      ...(standby?.kind === 'standby' && standby.warm.length ? { warm: standby.warm } : {}),
+      ...(standby?.kind === 'standby' && standby.active.length ? { activate: standby.active } : {}),
       createLogicalIds: [...missing, ...replace.map((i) => logicalIdOf(i)).filter((id): id is string => id !== undefined)],
       destroy,
       replace: replace.map((i) => i.id),

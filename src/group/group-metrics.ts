@@ -13,6 +13,7 @@ export class GroupMetrics {
     const group = this.group;
     groupSize.set({ group, kind: 'desired' }, status.size);
     groupSize.set({ group, kind: 'actual' }, status.instances.length);
+    groupSize.set({ group, kind: 'warm' }, status.instances.filter((i) => i.warm).length);
     const counts = new Map<string, number>();
     for (const i of status.instances) counts.set(`${i.state}|${i.health}`, (counts.get(`${i.state}|${i.health}`) ?? 0) + 1);
     for (const pair of this.pairs) if (!counts.has(pair)) groupInstances.remove({ group, ...labels(pair) });
@@ -24,7 +25,7 @@ export class GroupMetrics {
 
   remove(): void {
     const group = this.group;
-    for (const kind of ['desired', 'actual']) groupSize.remove({ group, kind });
+    for (const kind of ['desired', 'actual', 'warm']) groupSize.remove({ group, kind });
     for (const pair of this.pairs) groupInstances.remove({ group, ...labels(pair) });
     for (const kind of ['total', 'done', 'failed']) updateProgress.remove({ group, kind });
     repairBlocked.remove({ group });

@@ -246,7 +246,7 @@ export class GroupLoop {
         const h = this.members.health.get(i.id);
         const logicalId = logicalIdOf(i);
         const launchedAt = i.launchedAt > 0 ? { launchedAt: new Date(i.launchedAt).toISOString() } : {};
-        return { id: i.id, state: i.state, config: i.tags[TAG.config] ?? '', health: h?.health ?? 'unknown', ...(logicalId ? { logicalId } : {}), ...(h?.link ? { link: h.link } : {}), ...launchedAt, ...(h?.tasks !== undefined ? { tasks: h.tasks } : {}), ...(h?.protected ? { protected: true } : {}) };
+        return { id: i.id, state: i.state, config: i.tags[TAG.config] ?? '', health: h?.health ?? 'unknown', ...(logicalId ? { logicalId } : {}), ...(h?.link ? { link: h.link } : {}), ...launchedAt, ...(h?.tasks !== undefined ? { tasks: h.tasks } : {}), ...(h?.protected ? { protected: true } : {}), ...(h?.warm ? { warm: true } : {}) };
       }),
       converged: p?.converged ?? false,
       update,

@@ -83,6 +83,7 @@ export class Members {
       if (h?.link !== undefined) o.joined = true;
       if (h?.tasks !== undefined) o.tasks = h.tasks;
       if (h?.protected) o.protected = true;
+      if (h?.warm) o.warm = true;
       observed.push(o);
     }
     // Members are distinct, so more entries than members counted means some are of instances gone.

@@ -20,6 +20,8 @@ export interface Observed {
   readonly tasks?: number;
   /** Never chosen by scale-in (a Swarm node labelled capstan.protect=true); still replaced by updates, last. */
   readonly protected?: boolean;
+  /** A member of the warm pool: joined, serving nothing (Swarm availability drain), ready to be activated. */
+  readonly warm?: boolean;
 }
 
 export interface PlanInput {
@@ -45,7 +47,9 @@ export type DestroyReason = 'scale-down' | 'update' | 'unknown-id' | 'duplicate'
 
 export type Action =
   | { readonly kind: 'provision'; readonly count: number; readonly logicalIds?: readonly string[] }
-  | { readonly kind: 'destroy'; readonly ids: readonly string[]; readonly reason: DestroyReason };
+  | { readonly kind: 'destroy'; readonly ids: readonly string[]; readonly reason: DestroyReason }
+  /** Warm pool: members to put in the pool (`warm`: the flavor drains them) and to take out of it (`active`). */
+  | { readonly kind: 'standby'; readonly warm: readonly string[]; readonly active: readonly string[] };
 
 /** The remediation breaker's view of one pass. */
 export interface RepairStatus {
@@ -113,7 +117,7 @@ export function plan(input: PlanInput): Plan {
       ? { broken, limit, blocked: `${broken} of ${facts.length} members unhealthy, more than the limit of ${limit}: repairing nothing (the cause is likely the network or the Swarm)` }
       : { broken, limit };
   const ctx = { input, facts, healthTimeout, repair };
-  const p = 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size);
+  const p = 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size, spec.warm?.size ?? 0);
   // Acting, or members not known healthy or unhealthy yet: only a new observation shows what comes of them.
   const look = input.lookMs;
   const waiting = look !== undefined && (p.actions.length > 0 || input.observed.some((o) => o.health === 'unknown'));
@@ -179,9 +183,42 @@ function removalOrder(selfId: string | undefined, named: ReadonlySet<string> = n
 /** The first `count` of `list` in `order`; sorts only when some are asked for. */
 const firstIn = (list: readonly Facts[], order: (a: Facts, b: Facts) => number, count: number): Facts[] => (count > 0 ? [...list].sort(order).slice(0, count) : []);
 
-/** Scale-in's choice: the first `count` of `list` in `order`, never a protected member (the group stays above size). */
-const scaleInFrom = (list: readonly Facts[], order: (a: Facts, b: Facts) => number, count: number): Facts[] =>
-  count > 0 ? firstIn(list.some((f) => f.o.protected) ? list.filter((f) => !f.o.protected) : list, order, count) : [];
+/**
+ * Scale-in's choice of `count` of `list`: never a protected member (the group stays above size rather than lose
+ * one); warm members beyond the pool's size `warmWanted` first, then in `order` with the pool's members after the
+ * active ones (unless unhealthy), so a smaller size keeps the pool and a smaller pool keeps the active members.
+ */
+function scaleInFrom(list: readonly Facts[], order: (a: Facts, b: Facts) => number, count: number, warmWanted = 0): Facts[] {
+  if (count <= 0) return [];
+  const candidates = list.some((f) => f.o.protected) ? list.filter((f) => !f.o.protected) : list;
+  const warm = candidates.filter((f) => f.o.warm);
+  if (!warm.length) return firstIn(candidates, order, count);
+  const surplus = firstIn(warm, order, Math.min(count, list.filter((f) => f.o.warm).length - warmWanted));
+  const poolLast = (a: Facts, b: Facts) => Number(!a.free && !!a.o.warm) - Number(!b.free && !!b.o.warm) || order(a, b);
+  return [...surplus, ...firstIn(without(candidates, surplus), poolLast, count - surplus.length)];
+}
+
+/**
+ * The warm pool's moves among the members that stay: members not in the pool (booting ones included: they join
+ * active) short of `size` are made up from the pool, healthy and current ones first, the longest there first; a pool
+ * short of `warmWanted` takes active members beyond `size`, machines still joining first (they are warmed once they
+ * have joined), then healthy ones with the fewest tasks, newest first. Never a protected member or Capstan's own.
+ */
+function standby(staying: readonly Facts[], size: number, warmWanted: number, selfId: string | undefined): Action {
+  const warm = staying.filter((f) => f.o.warm);
+  const active = staying.filter((f) => !f.o.warm);
+  if (active.length < size) {
+    const ready = (f: Facts) => Number(f.o.health !== 'healthy') * 2 + Number(!f.current);
+    const take = [...warm].sort((a, b) => ready(a) - ready(b) || a.o.instance.launchedAt - b.o.instance.launchedAt || (idOf(a) < idOf(b) ? -1 : 1));
+    return { kind: 'standby', warm: [], active: take.slice(0, size - active.length).map(idOf) };
+  }
+  const joining = active.filter((f) => f.o.health !== 'healthy').length;
+  const short = Math.min(active.length - size, warmWanted - warm.length) - joining;
+  if (short <= 0) return { kind: 'standby', warm: [], active: [] };
+  const candidates = active.filter((f) => f.o.health === 'healthy' && !f.o.protected && idOf(f) !== selfId);
+  candidates.sort((a, b) => (a.o.tasks ?? 0) - (b.o.tasks ?? 0) || b.o.instance.launchedAt - a.o.instance.launchedAt || (idOf(a) < idOf(b) ? -1 : 1));
+  return { kind: 'standby', warm: candidates.slice(0, short).map(idOf), active: [] };
+}
 
 /** `list` without the members of `gone`, in one pass. */
 const without = (list: readonly Facts[], gone: readonly Facts[]): Facts[] => {
@@ -205,7 +242,7 @@ function failureOf(members: readonly Facts[], healthTimeout: number): string | u
 }
 
 function finish(actions: Action[], total: number, members: readonly Facts[], ctx: Ctx, failure?: string): Plan {
-  const kept = actions.filter((a) => (a.kind === 'provision' ? a.count > 0 : a.ids.length > 0));
+  const kept = actions.filter((a) => (a.kind === 'provision' ? a.count > 0 : a.kind === 'standby' ? a.warm.length + a.active.length > 0 : a.ids.length > 0));
   const converged = !kept.length && members.length === total && members.every((f) => f.current && f.available);
   return { actions: kept, update: progress(total, members, ctx.input.paused, failure), converged, repair: ctx.repair, ...(failure ? { failure } : {}) };
 }
@@ -216,10 +253,16 @@ function repairs(candidates: readonly Facts[], { repair }: Ctx, budget: number):
   return candidates.filter((f) => f.repairable).slice(0, Math.max(0, Math.min(repair.limit, budget)));
 }
 
-function planSized(ctx: Ctx, size: number): Plan {
+/**
+ * A group of `active` members plus a warm pool of `warm` (within bounds.max): the planning below is for the total;
+ * which members are in the pool is decided last (standby).
+ */
+function planSized(ctx: Ctx, active: number, warm: number): Plan {
   const { input, facts, healthTimeout } = ctx;
   const { spec } = input;
   const max = spec.bounds?.max ?? Infinity;
+  const size = Math.max(active, Math.min(active + warm, max));
+  const warmWanted = size - active;
   // Surge never goes above bounds.max; with no room to surge, one instance at a time must go first.
   const maxSurge = Math.max(0, Math.min(resolveQuantity(spec.update.maxSurge, size, 'up'), max - size));
   const maxUnavailable = Math.max(resolveQuantity(spec.update.maxUnavailable, size, 'down'), maxSurge === 0 ? 1 : 0);
@@ -234,9 +277,9 @@ function planSized(ctx: Ctx, size: number): Plan {
   const order = removalOrder(input.selfInstanceId, removing, spec.scaleIn);
   const named = members.filter((f) => removing.has(idOf(f)));
   members = members.filter((f) => !removing.has(idOf(f)));
-  const overCeiling = scaleInFrom(members, order, members.length - ceiling);
+  const overCeiling = scaleInFrom(members, order, members.length - ceiling, warmWanted);
   const overSize = without(members, overCeiling).filter((f) => f.current);
-  const gone = [...named, ...overCeiling, ...scaleInFrom(overSize, order, overSize.length - size)];
+  const gone = [...named, ...overCeiling, ...scaleInFrom(overSize, order, overSize.length - size, warmWanted)];
   actions.push({ kind: 'destroy', ids: gone.map(idOf), reason: 'scale-down' });
   members = without(members, gone);
 
@@ -248,6 +291,7 @@ function planSized(ctx: Ctx, size: number): Plan {
     const broken = old.length ? [] : repairs(members, ctx, Math.max(1, maxUnavailable));
     actions.push({ kind: 'destroy', ids: broken.map(idOf), reason: 'repair' });
     actions.push({ kind: 'provision', count: Math.min(size, max) - members.length });
+    actions.push(standby(without(members, broken), active, warmWanted, input.selfInstanceId));
     return finish(actions, size, members, ctx, failure);
   }
 
@@ -266,6 +310,7 @@ function planSized(ctx: Ctx, size: number): Plan {
     }
   }
   actions.push({ kind: 'destroy', ids: replace.map(idOf), reason: 'update' });
+  actions.push(standby(without(members, replace), active, warmWanted, input.selfInstanceId));
   return finish(actions, size, members, ctx);
 }
 

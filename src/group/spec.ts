@@ -83,6 +83,10 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   if (resolveQuantity(spec.update.maxUnavailable, size, 'down') === 0 && resolveQuantity(spec.update.maxSurge, size, 'up') === 0 && size > 0) {
     problems.push({ path: '/update', message: 'maxUnavailable and maxSurge cannot both be 0: no update could make progress' });
   }
+  if (spec.warm && spec.warm.size > 0) {
+    if (!('size' in allocation)) problems.push({ path: '/warm', message: 'a warm pool needs allocation.size, not logicalIds' });
+    if (flavor && !flavor.warm) problems.push({ path: '/warm', message: `flavor ${spec.flavor.kind} keeps no warm pool (swarm-worker does)` });
+  }
   problems.push(...(plugins.checks ?? []).flatMap((check) => check(spec)));
   // A size outside the spec's own bounds, and nothing else wrong, is outOfBounds whichever method asked (as a scale).
   if (problems.length && problems.every((p) => outside.has(p))) {

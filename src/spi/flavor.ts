@@ -10,6 +10,8 @@ export interface HealthReport {
   readonly tasks?: number;
   /** Never to be chosen by scale-in (a Swarm node labelled capstan.protect=true); updates still replace it, last. */
   readonly protected?: boolean;
+  /** In the group's warm pool: joined, with nothing scheduled on it (see Flavor.standby); healthy if it could serve. */
+  readonly warm?: boolean;
 }
 
 export interface PrepareContext {
@@ -26,6 +28,11 @@ export interface Flavor {
   health(instances: readonly Instance[]): Promise<Map<string, HealthReport>>;
   /** Moves work off an instance before it is destroyed (bounded in time). */
   drain(instance: Instance): Promise<void>;
+  /**
+   * Puts a joined member in the group's warm pool (`warm`: nothing is scheduled on it, and health reports it `warm`)
+   * or takes it out to serve. Flavors without it have no warm pool.
+   */
+  standby?(instance: Instance, warm: boolean): Promise<void>;
   /** Cleans up cluster state once the machine is gone (for example removes a Swarm node). */
   destroyed(instance: Instance): Promise<void>;
   /** Each pass: clean up members whose machines vanished without Capstan (for example their Down Swarm nodes). */
@@ -47,6 +54,8 @@ export interface FlavorKind {
   /** Checks beyond the schema, with the whole allocation in view; messages name JSON paths. */
   validate?(properties: unknown, allocation: { size?: number; logicalIds?: readonly string[] }): string[];
   create(properties: unknown): Flavor;
+  /** Its flavors keep a warm pool (they have `standby`): a spec's `warm` is allowed only then. */
+  readonly warm?: boolean;
   /**
    * The labels every new machine of group `groupId` will carry, known before it exists: those only made at its
    * boot (a templated value) are left out. What the autoscaler counts on when it adds a machine for a task.

@@ -15,6 +15,11 @@ export interface GroupSpec {
    * non-global services, then newest; the default), `newest` or `oldest`.
    */
   readonly scaleIn?: 'least-busy' | 'newest' | 'oldest';
+  /**
+   * A warm pool (swarm-worker groups of a size): `size` machines beyond the group's size, booted and joined with
+   * Swarm availability drain, activated first on a scale-up; within bounds.max.
+   */
+  readonly warm?: { readonly size: number };
 }
 
 export type Allocation = { readonly size: number } | { readonly logicalIds: readonly string[] };
@@ -114,6 +119,8 @@ export interface InstanceStatus {
   readonly tasks?: number;
   /** Never chosen by scale-in (Swarm node label capstan.protect=true). */
   readonly protected?: boolean;
+  /** In the group's warm pool: joined, nothing scheduled there until a scale-up activates it. */
+  readonly warm?: boolean;
 }
 
 /** What the controller reports of one group after its latest pass. */
@@ -139,6 +146,10 @@ export interface PlanPreview {
   readonly destroy: readonly string[];
   /** Instance ids on an older config that a rolling update would replace. */
   readonly replace: readonly string[];
+  /** Instance ids the warm pool would take in (Swarm availability drain) now. */
+  readonly warm?: readonly string[];
+  /** Instance ids of the warm pool that would be activated now (a larger size takes warm machines first). */
+  readonly activate?: readonly string[];
 }
 
 /** The reconciling loop as the group service sees it. Only the leader's controller acts. */

@@ -69,6 +69,23 @@ t.test('two pending tasks that fit one machine add one machine; more add enough 
   t.match(ups(decide(state({ pending: mem })).decisions), [{ count: 2 }]);
 });
 
+t.test('warm pool: a warm node is not capacity until activated, so a scale-up that activates one adds nothing more', async (t) => {
+  const warm = (id: string) => node(id, 'web', { active: false, labels: { 'capstan.warm': 'true' }, reservedNanoCpus: 0, reservedMemoryBytes: 0 });
+  const spec = group('web', 2);
+  const pending = [task('a')];
+  // Size 2, two full active workers and one warm: the task wants a machine; the scale-up will activate the warm one.
+  const steady = decide(state({ spec, nodes: [node('n0', 'web'), node('n1', 'web'), warm('w')], pending }));
+  t.match(ups(steady.decisions), [{ count: 1, size: 3 }]);
+  // Size 3 committed, the warm node not activated yet: it counts as a machine on its way, nothing more is added.
+  const spec3 = group('web', 3);
+  const committed = decide({ ...state({ spec: spec3, nodes: [node('n0', 'web'), node('n1', 'web'), warm('w')], pending }), groups: [{ spec: spec3, status: status(spec3, ['n0', 'n1', 'w']), flavor: swarmWorker }] });
+  t.same(ups(committed.decisions), [], 'no second machine for the same task');
+  t.match(why(committed.decisions, 'booting'), { group: 'web' });
+  // A warm node is never an idle worker to remove.
+  const idle = decide({ ...state({ spec, nodes: [node('n0', 'web'), node('n1', 'web'), { ...warm('w'), idleSince: 0 }] }), now: 10_000_000 });
+  t.same(downs(idle.decisions), []);
+});
+
 t.test('a task whose constraint no group meets scales nothing and says why', async (t) => {
   const out = decide(state({ pending: [task('gpu', { constraints: ['node.labels.pool==gpu'] })] }));
   t.same(ups(out.decisions), []);

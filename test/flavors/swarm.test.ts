@@ -108,6 +108,10 @@ t.test('health from linked nodes', async (t) => {
   t.equal(assessNodes([node('n1', 'ready'), node('n2', 'ready')], 'worker').health, 'unhealthy', 'joined twice');
   t.equal(assessNodes([node('n1', 'ready', { Spec: { Role: 'worker', Availability: 'drain' } })], 'worker').health, 'unhealthy');
   t.equal(assessNodes([node('n1', 'ready')], 'manager').health, 'unhealthy', 'a manager instance that is no manager');
+  const warm = node('n1', 'ready', { Spec: { Role: 'worker', Availability: 'drain', Labels: { 'capstan.warm': 'true' } } });
+  t.same(assessNodes([warm], 'worker'), { health: 'healthy', link: 'n1', warm: true }, 'drained for the warm pool: healthy, warm');
+  t.equal(assessNodes([{ ...warm, Status: { State: 'down' } }], 'worker').health, 'unhealthy', 'a warm node that is Down');
+  t.same(assessNodes([node('n1', 'ready', { Spec: { Role: 'worker', Availability: 'active', Labels: { 'capstan.warm': 'true' } } })], 'worker'), { health: 'healthy', link: 'n1' }, 'active: serving, not warm');
   const manager = (reachability: 'reachable' | 'unreachable') =>
     node('m1', 'ready', { Spec: { Role: 'manager', Availability: 'active' }, ManagerStatus: { Reachability: reachability, Addr: '10.0.0.1:2377' } });
   t.equal(assessNodes([manager('reachable')], 'manager').health, 'healthy');

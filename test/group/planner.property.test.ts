@@ -23,6 +23,8 @@ interface Machine {
   /** Labelled capstan.protect=true (only in worlds that protect some machines). */
   protected?: boolean;
   tasks?: number;
+  /** In the warm pool (only in worlds with one). */
+  warm?: boolean;
 }
 
 type Event =
@@ -60,18 +62,19 @@ const world = fc.record({
 
 type World = typeof world extends fc.Arbitrary<infer W> ? W : never;
 
-function specOf(w: World, size: number, config: number): GroupSpec {
+function specOf(w: World, size: number, config: number, warm?: number): GroupSpec {
   const update = { maxUnavailable: w.maxUnavailable, maxSurge: w.maxSurge, healthTimeout: '60s', healthyFor: '5s', onFailure: 'pause' } as const;
   const repair = { unhealthyFor: '30s', maxUnhealthy: w.maxUnhealthy } as const;
   const max = w.max === undefined ? undefined : Math.max(w.max, size);
   const base = w.logical ? logicalSpec(Array.from({ length: size }, (_, i) => `id${i}`), { update, repair }) : sizedSpec(size, { update, repair });
-  return { ...base, instance: { provider: 'simulator', properties: { config } }, ...(max === undefined ? {} : { bounds: { max } }) };
+  const pool = warm === undefined || w.logical ? {} : { warm: { size: warm } };
+  return { ...base, instance: { provider: 'simulator', properties: { config } }, ...(max === undefined ? {} : { bounds: { max } }), ...pool };
 }
 
 function simulate(
   w: World,
   check: (ctx: { spec: GroupSpec; before: Machine[]; after: Machine[]; p: Plan; hash: string; now: number; faulted: boolean }) => void,
-  opts: { protectRate?: number } = {},
+  opts: { protectRate?: number; warm?: number } = {},
 ) {
   let rand = w.seed >>> 0;
   const random = () => ((rand = (Math.imul(rand ^ (rand >>> 15), 2246822507) + 0x9e3779b9) >>> 0) / 2 ** 32);
@@ -84,7 +87,7 @@ function simulate(
   const machines: Machine[] = [];
 
   const pass = () => {
-    const spec = specOf(w, size, config);
+    const spec = specOf(w, size, config, opts.warm);
     const hash = `c${config}`;
     // What Swarm says: right after an election every joined node that is not Down reads `unknown`.
     const healthOf = (m: Machine): Health => (m.sick ? 'unhealthy' : now < electionUntil && m.joined ? 'unknown' : now >= m.healthyAt ? 'healthy' : 'unknown');
@@ -106,6 +109,7 @@ function simulate(
       ...(m.joined ? { joined: true } : {}),
       ...(m.protected ? { protected: true } : {}),
       ...(m.tasks === undefined ? {} : { tasks: m.tasks }),
+      ...(m.warm ? { warm: true } : {}),
     }));
     const p = plan({ spec, configHash: hash, observed, now, paused });
     if (p.failure) paused = true;
@@ -118,6 +122,9 @@ function simulate(
       }
       if (a.kind === 'destroy') {
         for (const id of a.ids) machines.splice(machines.findIndex((m) => m.instance.id === id), 1);
+      } else if (a.kind === 'standby') {
+        for (const m of machines) if (a.warm.includes(m.instance.id)) m.warm = true;
+        for (const m of machines) if (a.active.includes(m.instance.id)) delete m.warm;
       } else {
         for (let i = 0; i < a.count; i++) {
           const logicalId = a.logicalIds?.[i];
@@ -274,4 +281,30 @@ t.test('protected machines are never chosen by scale-in, and the group still con
     { numRuns: 300 },
   );
   t.pass('no protected machine scaled in over 300 random histories');
+});
+
+t.test('warm pool: never above bounds.max, no launch twice, converges with the pool at its size', async (t) => {
+  fc.assert(
+    fc.property(world, fc.integer({ min: 1, max: 3 }), (w0, warm) => {
+      const w = { ...w0, logical: false };
+      const end = simulate(
+        w,
+        ({ spec, before, after, faulted }) => {
+          const max = spec.bounds?.max ?? Infinity;
+          if (!faulted && after.length > max && after.length > before.length) throw new Error(`grew to ${after.length}, above max ${max}`);
+        },
+        { warm },
+      );
+      const max = w.max === undefined ? Infinity : Math.max(w.max, end.size);
+      const pool = Math.min(warm, max - end.size);
+      if (!end.last.converged || end.machines.length !== end.size + pool) return false;
+      if (end.machines.filter((m) => m.warm).length !== pool) return false;
+      // From empty with no events: exactly size + pool launched, however slow the machines are to be listed.
+      let launched = 0;
+      const calm = simulate({ ...w, events: [], failRate: 0 }, ({ p }) => void (launched += p.actions.reduce((n, a) => n + (a.kind === 'provision' ? a.count : 0), 0)), { warm });
+      return launched === calm.size + Math.min(warm, (w.max === undefined ? Infinity : Math.max(w.max, calm.size)) - calm.size);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random histories with a warm pool');
 });

@@ -197,3 +197,72 @@ t.test('a protected member is never chosen by scale-in; updates replace it, last
   const rest = [old[0]!, obs(inst('n1', 'new')), obs(inst('n2', 'new'))];
   t.same(destroyed(run({ spec: sizedSpec(3, { update }), observed: rest }).actions, 'update'), ['keep'], 'the protected member last');
 });
+
+const standbys = (as: readonly Action[]) => {
+  const s = as.find((a) => a.kind === 'standby');
+  return s && s.kind === 'standby' ? { warm: [...s.warm], active: [...s.active] } : { warm: [], active: [] };
+};
+
+t.test('warm pool: made beyond the size, the idle newest member put in it once every machine has joined', async (t) => {
+  const spec = sizedSpec(2, { warm: { size: 1 } });
+  t.same(run({ spec }).actions, [{ kind: 'provision', count: 3 }], 'size + pool launched at once');
+  const booting = (id: string) => obs(inst(id, 'new', { launchedAt: NOW - 1000 }), 'unknown');
+  const joined = (id: string, launchedAt: number, tasks: number) => ({ ...obs(inst(id, 'new', { launchedAt })), tasks });
+  t.same(run({ spec, observed: [joined('a', 10, 1), joined('b', 20, 0), booting('c')] }).actions, [], 'a machine still joining will be the warm one');
+  const all = run({ spec, observed: [joined('a', 10, 1), joined('b', 20, 0), joined('c', 30, 2)] });
+  t.same(all.actions, [{ kind: 'standby', warm: ['b'], active: [] }], 'the one with the fewest tasks');
+  t.equal(all.converged, false);
+  const steady = run({ spec, observed: [joined('a', 10, 1), { ...joined('b', 20, 0), warm: true }, joined('c', 30, 2)] });
+  t.same(steady.actions, []);
+  t.equal(steady.converged, true);
+  t.equal(steady.update.total, 3, 'the pool is part of the group');
+});
+
+t.test('warm pool: a scale-up activates warm members first and refills the pool, launching nothing twice', async (t) => {
+  const spec = sizedSpec(3, { warm: { size: 1 } });
+  const a = obs(inst('a', 'new', { launchedAt: 10 }));
+  const b = obs(inst('b', 'new', { launchedAt: 20 }));
+  const w = { ...obs(inst('w', 'new', { launchedAt: 30 })), warm: true };
+  let p = run({ spec, observed: [a, b, w] });
+  t.same(provisions(p.actions), 1, 'one to refill the pool');
+  t.same(standbys(p.actions), { warm: [], active: ['w'] }, 'the warm one activated in the same pass');
+  // The activation not observed yet, the refill launched and booting: nothing more.
+  const n = obs(inst('n', 'new', { launchedAt: NOW - 500 }), 'unknown');
+  p = run({ spec, observed: [a, b, w, n] });
+  t.same(p.actions, [], 'no second launch, no second activation');
+  // Activated; the refill is still joining: it will be the warm one.
+  p = run({ spec, observed: [a, b, { ...w, warm: false }, n] });
+  t.same(p.actions, []);
+  p = run({ spec, observed: [a, b, { ...w, warm: false }, { ...obs(inst('n', 'new', { launchedAt: NOW - 500 })), tasks: 0 }] });
+  t.same(p.actions, [{ kind: 'standby', warm: ['n'], active: [] }], 'the refill joins the pool');
+  // A scale-up of 2 with one warm member: it is activated, and two are launched (one to serve, one for the pool).
+  const two = run({ spec: sizedSpec(4, { warm: { size: 1 } }), observed: [a, b, w] });
+  t.same(standbys(two.actions).active, ['w']);
+  t.equal(provisions(two.actions), 2, 'one more active and the refill');
+});
+
+t.test('warm pool: within bounds.max, kept on scale-down, shrunk first when it gets smaller', async (t) => {
+  const a = { ...obs(inst('a', 'new', { launchedAt: 10 })), tasks: 3 };
+  const b = { ...obs(inst('b', 'new', { launchedAt: 20 })), tasks: 1 };
+  const w1 = { ...obs(inst('w1', 'new', { launchedAt: 30 })), warm: true, tasks: 0 };
+  const w2 = { ...obs(inst('w2', 'new', { launchedAt: 40 })), warm: true, tasks: 0 };
+  // At bounds.max the pool gives way: a scale-up to max activates a warm member and launches nothing.
+  const atMax = run({ spec: sizedSpec(3, { warm: { size: 2 }, bounds: { max: 4 } }), observed: [a, b, w1, w2] });
+  t.equal(provisions(atMax.actions), 0);
+  t.same(standbys(atMax.actions).active, ['w1'], 'the longest in the pool');
+  const full = run({ spec: sizedSpec(4, { warm: { size: 2 }, bounds: { max: 4 } }), observed: [a, b, w1, w2] });
+  t.same(standbys(full.actions).active, ['w1', 'w2']);
+  t.equal(provisions(full.actions), 0);
+  // Scale-down: an active member goes, the pool stays.
+  const down = run({ spec: sizedSpec(1, { warm: { size: 2 } }), observed: [a, b, w1, w2] });
+  t.same(destroyed(down.actions, 'scale-down'), ['b']);
+  t.same(standbys(down.actions), { warm: [], active: [] });
+  // A smaller pool: a warm member goes, the active ones stay.
+  const smaller = run({ spec: sizedSpec(2, { warm: { size: 1 } }), observed: [a, b, w1, w2] });
+  t.same(destroyed(smaller.actions, 'scale-down'), ['w2']);
+  const none = run({ spec: sizedSpec(2), observed: [a, b, w1, w2] });
+  t.same(destroyed(none.actions, 'scale-down').sort(), ['w1', 'w2'], 'no pool: every warm member goes');
+  // An unhealthy warm member still goes first.
+  const sick = run({ spec: sizedSpec(1, { warm: { size: 2 } }), observed: [a, b, w1, { ...w2, health: 'unhealthy' as const }] });
+  t.same(destroyed(sick.actions, 'scale-down'), ['w2']);
+});

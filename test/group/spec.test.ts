@@ -100,3 +100,25 @@ t.test('scaleIn: least-busy, newest or oldest; absent means least-busy and adds 
   t.match(problems({ ...good(), scaleIn: 'busiest' }), [{ path: '/scaleIn', message: /least-busy.*newest.*oldest|must be equal to one of/ }]);
   t.equal(configHash(validateSpec({ ...good(), scaleIn: 'oldest' }, plugins)), configHash(validateSpec(good(), plugins)), 'not part of the config hash: changing it replaces nothing');
 });
+
+t.test('warm: a pool of a size, only for a flavor that keeps one (swarm-worker) and a sized group', async (t) => {
+  const pooled: Plugins = { ...plugins, flavors: new Map([...plugins.flavors, ['pooled', { ...vanillaFlavorKind, name: 'pooled', warm: true }]]) };
+  const pool = (over: object) => validateSpec({ ...good(), flavor: { kind: 'pooled', properties: {} }, ...over }, pooled);
+  t.same(pool({ warm: { size: 2 } }).warm, { size: 2 });
+  t.notOk('warm' in pool({}));
+  const problemsOf = (raw: unknown) => {
+    try {
+      validateSpec(raw, pooled);
+      return [];
+    } catch (e) {
+      if (e instanceof InvalidError) return [...e.problems];
+      throw e;
+    }
+  };
+  t.match(problemsOf({ ...good(), warm: { size: 1 } }), [{ path: '/warm', message: /flavor vanilla keeps no warm pool/ }]);
+  t.same(problemsOf({ ...good(), warm: { size: 0 } }), [], 'an empty pool is allowed anywhere');
+  t.match(problemsOf({ ...good(), flavor: { kind: 'pooled', properties: {} }, allocation: { logicalIds: ['a'] }, warm: { size: 1 } }), [{ path: '/warm', message: /allocation.size/ }]);
+  t.match(problemsOf({ ...good(), warm: { size: -1 } }), [{ path: '/warm/size' }]);
+  t.match(problemsOf({ ...good(), warm: { count: 1 } }), [{ path: '/warm' }]);
+  t.equal(configHash(pool({ warm: { size: 3 } })), configHash(pool({})), 'not part of the config hash');
+});
