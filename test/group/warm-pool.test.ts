@@ -1,0 +1,103 @@
+// A warm pool on real machines (docker provider, swarm-worker flavor, the controller and the group service): a group
+// of size 1 with warm.size 1 runs two joined machines, one drained for the pool. A task that needs a second node is
+// pending; group.scaleUp activates the warm node (same node id) and the task runs there, while one new machine is
+// launched and joins the pool. Timings are printed as comments (a cold machine's join time, for comparison).
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { GROUP_LABEL, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
+import { Controller } from '../../src/group/controller.js';
+import { GroupService } from '../../src/group/service.js';
+import { validateSpec } from '../../src/group/spec.js';
+import { silentLogger } from '../../src/log.js';
+import { dockerProviderKind } from '../../src/providers/docker/index.js';
+import type { Plugins } from '../../src/spi/index.js';
+import { MemoryStore } from '../support/memory-store.js';
+import { engine, engineHost } from '../support/engine.js';
+import { until } from '../support/until.js';
+
+const docker = engine();
+const id = `t-warm-${randomBytes(3).toString('hex')}`;
+const work = `${id}-work`;
+await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
+const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
+
+const plugins: Plugins = {
+  providers: new Map([['docker', dockerProviderKind({ logger: silentLogger, allow: { endpoints: [engineHost()] } })]]),
+  flavors: new Map(swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 }).map((f) => [f.name, f])),
+};
+const validate = (raw: unknown) => validateSpec(raw, plugins);
+const controller = new Controller({ plugins, logger: silentLogger, busyMs: 200, intervalMs: 500 });
+const service = new GroupService({ store: new MemoryStore(), controller, validate, logger: silentLogger, pollMs: 50 });
+
+t.teardown(async () => {
+  controller.stop();
+  await docker.getService(work).remove().catch(() => undefined);
+  const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  for (const node of (await docker.listNodes()) as SwarmNode[]) {
+    if (node.Description?.Engine?.Labels?.[GROUP_LABEL] === id) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
+  }
+  await docker.getNetwork(id).remove().catch(() => undefined);
+});
+
+const machines = async () => (await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } })).map((c) => c.Id);
+const status = () => controller.status(id);
+const warmLinks = () => (status()?.instances ?? []).filter((i) => i.warm).map((i) => i.link!);
+const activeLinks = () => (status()?.instances ?? []).filter((i) => !i.warm && i.link).map((i) => i.link!);
+const nodeOf = async (nodeId: string) => (await docker.getNode(nodeId).inspect()) as SwarmNode;
+const running = async () =>
+  ((await docker.listTasks({ filters: { service: [work], 'desired-state': ['running'] } })) as { NodeID?: string; Status: { State: string } }[]).filter((x) => x.Status.State === 'running');
+
+t.test('a scale-up of 1 activates the warm node and refills the pool with one new machine', async (t) => {
+  await service.commit(
+    validate({
+      id,
+      allocation: { size: 1 },
+      warm: { size: 1 },
+      instance: { provider: 'docker', properties: { engine: engineHost(), network: id } },
+      flavor: { kind: 'swarm-worker', properties: { managerAddr, drainTimeout: '20s' } },
+      update: { healthyFor: '0s' },
+    }),
+  );
+  await until('1 active and 1 warm member', async () => status()?.converged === true && warmLinks().length === 1 && activeLinks().length === 1, 180_000);
+  const [warm] = warmLinks();
+  const [active] = activeLinks();
+  const node = await nodeOf(warm!);
+  t.equal(node.Spec.Availability, 'drain', 'the warm node is drained: Swarm schedules nothing there');
+  t.equal(node.Spec.Labels?.['capstan.warm'], 'true');
+  t.equal((await machines()).length, 2);
+
+  // One task per node, two replicas: the second waits for a node, as a task does for a scale-up.
+  await docker.createService({
+    Name: work,
+    TaskTemplate: {
+      ContainerSpec: { Image: 'capstan/busybox:dev', Command: ['sleep', '3600'], Init: true },
+      Placement: { Constraints: [`engine.labels.capstan.group==${id}`], MaxReplicas: 1 },
+      RestartPolicy: { Condition: 'any', Delay: 0 },
+    },
+    Mode: { Replicated: { Replicas: 2 } },
+  });
+  await until('one task running, one pending', async () => (await running()).length === 1, 60_000);
+  t.same((await running()).map((x) => x.NodeID), [active], 'nothing runs on the warm node');
+
+  const before = new Set(await machines());
+  const t0 = Date.now();
+  await service.scaleUp(id);
+  await until('the warm node to be active', async () => (await nodeOf(warm!)).Spec.Availability === 'active', 30_000);
+  const activated = Date.now() - t0;
+  await until('the pending task to run on it', async () => (await running()).some((x) => x.NodeID === warm), 30_000);
+  const placed = Date.now() - t0;
+  t.comment(`warm: scaleUp -> node active ${activated} ms, -> pending task running ${placed} ms`);
+  t.notOk((await nodeOf(warm!)).Spec.Labels?.['capstan.warm'], 'out of the pool');
+
+  await until('the pool refilled', async () => status()?.converged === true && warmLinks().length === 1 && activeLinks().length === 2, 180_000);
+  const refill = warmLinks()[0]!;
+  t.comment(`cold: the refill machine launched by the same scaleUp joined the pool ${Date.now() - t0} ms after it`);
+  t.not(refill, warm, 'a new node is warm');
+  t.not(refill, active);
+  t.same(activeLinks().sort(), [active, warm].sort(), 'the same node id that was warm now serves');
+  const after = await machines();
+  t.equal(after.length, 3, 'three machines');
+  t.equal(after.filter((m) => !before.has(m)).length, 1, 'one machine launched by the scale-up: nothing twice');
+  t.equal((await nodeOf(refill)).Spec.Availability, 'drain');
+});
