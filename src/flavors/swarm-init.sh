@@ -10,6 +10,7 @@
 #   CAPSTAN_JOIN_ADDRS      the managers to join through (host:port), one a line
 #   CAPSTAN_JOIN_ATTEMPTS   how many joins to try, 3 s apart
 #   CAPSTAN_ADVERTISE_ADDR  docker swarm join --advertise-addr; empty: Docker's choice
+#   CAPSTAN_PREPULL         images to pull before joining, one a line (may be empty)
 #   CAPSTAN_TOKEN           the join token; unset once joined
 log() { echo "[capstan-init $(date +%H:%M:%S)] $*"; }
 fail() { log "ERROR: $*"; exit 1; }
@@ -46,6 +47,13 @@ until docker info --format '{{json .Labels}}' 2>/dev/null | grep -qF "\"$CAPSTAN
   n=$((n + 1)); [ $n -ge 150 ] && fail "dockerd did not take the labels in $f"; nap 0.2
 done
 log "engine labelled $CAPSTAN_LINK_LABEL"
+
+# Images the machine's tasks will need, pulled before it joins: once it is a node (a warm one too), a task of them
+# starts without a pull. A failed pull is logged and does not stop the join (the task would then pull it itself).
+set -f; IFS='
+'; for image in $CAPSTAN_PREPULL; do
+  if out=$(docker pull -q "$image" 2>&1); then log "pulled $image"; else log "could not pull $image: $out"; fi
+done; unset IFS; set +f
 
 state() { docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null; }
 swarm_join() {

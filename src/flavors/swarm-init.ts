@@ -23,6 +23,8 @@ export interface InitProperties {
   readonly after?: string;
   readonly labels?: Readonly<Record<string, string>>;
   readonly joinAttempts?: number;
+  /** Images pulled before the join, so the first task of each runs without a pull. */
+  readonly prepull?: readonly string[];
 }
 
 /** The templated properties, by JSON path. */
@@ -60,6 +62,7 @@ export function renderInit(role: Role, p: InitProperties, vars: Record<TemplateV
     ['CAPSTAN_JOIN_ADDRS', addrs.join('\n')],
     ['CAPSTAN_JOIN_ATTEMPTS', String(p.joinAttempts ?? 10)],
     ['CAPSTAN_ADVERTISE_ADDR', p.advertiseAddr ?? ''],
+    ['CAPSTAN_PREPULL', (p.prepull ?? []).join('\n')],
     ['CAPSTAN_TOKEN', token],
   ];
   // A fragment may be empty, end in a comment or a here-document, or hold braces: the : and the comment lines

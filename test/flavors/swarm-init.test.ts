@@ -205,3 +205,27 @@ t.test('the schema takes any label value text but lone surrogates', async (t) =>
   t.same(checkProperties('worker', { labels: { pair: 'a\ud83d\ude80b' } }, { size: 1 }), [], 'a surrogate pair is one character');
   t.match(checkProperties('worker', { labels: { 'a=b': 'c' } }, { size: 1 }), [/^\/labels(\/a=b)?: /], 'a key cannot hold =');
 });
+
+t.test('prepull: each image pulled before the join, in order; a failed pull is logged and the script goes on', async (t) => {
+  const images = ['capstan/busybox:dev', 'registry.example:5000/team/app@sha256:0123abcd', 'missing/image:1'];
+  const script = render({ prepull: images });
+  t.equal(headerValues(script).CAPSTAN_JOIN_ATTEMPTS.toString(), '10');
+  const from = BODY.indexOf('set -f; IFS=\'\n\'; for image in $CAPSTAN_PREPULL');
+  const to = BODY.indexOf('\nstate() {');
+  t.ok(from > 0 && to > from, 'the prepull block comes before the join');
+  const block = BODY.slice(from, to);
+  const dir = mkdtempSync(join(tmpdir(), 'capstan-prepull-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A docker that records its arguments and fails for missing/*.
+  writeFileSync(join(dir, 'docker'), `#!/bin/sh\necho "$*" >>${shellQuote(join(dir, 'calls'))}\ncase "$3" in missing/*) echo "not found" >&2; exit 1 ;; esac\n`, { mode: 0o755 });
+  const header = script.slice(0, script.indexOf('\ncapstan_before()'));
+  const run = (h: string) => spawnSync('sh', ['-s'], { input: `${h}\nlog() { echo "LOG $*"; }\n${block}\necho after $?\n`, env: { PATH: `${dir}:${process.env.PATH ?? ''}` } });
+  const r = run(header);
+  t.equal(r.status, 0, r.stderr.toString());
+  t.same(readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n'), images.map((i) => `pull -q ${i}`), 'pulled one after another, as given');
+  t.match(r.stdout.toString(), /LOG pulled capstan\/busybox:dev\n[\s\S]*LOG could not pull missing\/image:1: not found\nafter 0/);
+  rmSync(join(dir, 'calls'));
+  t.equal(run(render({}).slice(0, render({}).indexOf('\ncapstan_before()'))).status, 0);
+  t.throws(() => readFileSync(join(dir, 'calls')), 'no prepull: docker pull is never run');
+  t.same(checkProperties('worker', { prepull: ['ok/image:1', 'bad image; rm -rf /'] }, {}).length, 1, 'an image reference with shell syntax is refused');
+});
