@@ -211,7 +211,7 @@ export interface DescribeView {
   readonly size: number;
   readonly converged: boolean;
   readonly configHash?: string;
-  readonly instances: readonly { readonly config: string; readonly health: string }[];
+  readonly instances: readonly { readonly config: string; readonly health: string; readonly warm?: boolean }[];
   readonly update: { readonly state: string; readonly total: number; readonly done: number; readonly failed: number; readonly reason?: string };
 }
 
@@ -221,7 +221,10 @@ export interface DescribeView {
  * a scale-down as removal. `fraction` drives the progress bar; `startCount` is the instance count the watch began with.
  */
 export function progressOf(id: string, version: number, d: DescribeView, startCount: number): { line: string; fraction: number } {
-  const { size, instances } = d;
+  const { size } = d;
+  // Members of the warm pool are beyond the size on purpose: counted apart.
+  const pool = d.instances.filter((i) => i.warm).length;
+  const instances = pool ? d.instances.filter((i) => !i.warm) : d.instances;
   const serving = instances.filter((i) => i.health === 'healthy').length;
   const onNew = instances.filter((i) => i.config === d.configHash);
   const replaced = Math.min(onNew.filter((i) => i.health === 'healthy').length, size);
@@ -245,6 +248,7 @@ export function progressOf(id: string, version: number, d: DescribeView, startCo
     line += `; update${stopped}: ${replaced}/${size} replaced${inFlight ? `, ${inFlight} in flight` : ''}${old ? `, ${old} old` : ''}`;
     fraction = size === 0 ? 0 : replaced / size;
   }
+  if (pool) line += `; ${pool} warm`;
   if (d.version < version) line += ` (controller still on v${d.version})`;
   return { line, fraction: Math.max(0, Math.min(fraction, d.version < version ? 0 : 1)) };
 }
@@ -271,7 +275,7 @@ async function follow(api: Client, io: CliIo, id: string, version: number, w: Wa
   for (;;) {
     const d = await api.call('group.describe', { id });
     const current = d.version >= version;
-    startCount ??= d.instances.length;
+    startCount ??= d.instances.filter((i: { warm?: boolean }) => !i.warm).length;
     const { line, fraction } = progressOf(id, version, d, startCount!);
     if (tty) {
       const width = 24;

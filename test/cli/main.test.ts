@@ -193,4 +193,9 @@ t.test('--watch shows the group as a whole, an update apart, a scale-down as rem
   t.same(show(view(3, [member('new'), member('new', 'unknown')])), { line: 'workers v2: 1/3 serving, 1 starting, 1 to create', fraction: 1 / 3 });
   t.same(show(view(0, [])), { line: 'workers v2: 0/0 serving', fraction: 1 });
   t.match(show({ ...view(3, six.slice(0, 3)), version: 1 }), { line: /\(controller still on v1\)$/, fraction: 0 });
+
+  // A warm pool is beyond the size on purpose: no scale-down, counted apart.
+  const warm = { ...member('new'), warm: true };
+  t.same(show(view(2, [member('new'), member('new'), warm])), { line: 'workers v2: 2/2 serving; 1 warm', fraction: 1 });
+  t.same(show(view(3, [member('new'), member('new'), warm])), { line: 'workers v2: 2/3 serving, 1 to create; 1 warm', fraction: 2 / 3 }, 'a scale-up while the warm one is being activated');
 });
