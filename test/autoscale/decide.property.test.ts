@@ -186,3 +186,20 @@ t.test('deterministic: the order of groups, nodes and tasks does not matter', as
     { numRuns: 1000 },
   );
 });
+
+t.test('a protected node (capstan.protect=true) is never scaled in; warm nodes are never scaled in', async () => {
+  fc.assert(
+    fc.property(world, fc.array(fc.constantFrom('none', 'protect', 'warm'), { maxLength: 15 }), (w, marks) => {
+      const s = build(w);
+      const marked = s.nodes.map((n, i) => {
+        const m = marks[i] ?? 'none';
+        return m === 'protect' ? { ...n, labels: { ...n.labels, 'capstan.protect': 'true' } } : m === 'warm' ? { ...n, active: false, labels: { ...n.labels, 'capstan.warm': 'true' } } : n;
+      });
+      const spared = new Set(marked.filter((n) => n.labels['capstan.protect'] === 'true' || n.labels['capstan.warm'] === 'true').map((n) => n.id));
+      for (const d of decide({ ...s, nodes: marked }).decisions) {
+        if (d.action === 'scale-down' && spared.has(d.nodeId!)) throw new Error(`scaled in ${d.nodeId}`);
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
