@@ -100,4 +100,24 @@ t.test('a scale-up of 1 activates the warm node and refills the pool with one ne
   t.equal(after.length, 3, 'three machines');
   t.equal(after.filter((m) => !before.has(m)).length, 1, 'one machine launched by the scale-up: nothing twice');
   t.equal((await nodeOf(refill)).Spec.Availability, 'drain');
+
+  // Cold, for comparison: the pool emptied (its member goes, the active ones stay), a third task pending, a scale-up.
+  await service.commit(
+    validate({
+      id,
+      allocation: { size: 2 },
+      warm: { size: 0 },
+      instance: { provider: 'docker', properties: { engine: engineHost(), network: id } },
+      flavor: { kind: 'swarm-worker', properties: { managerAddr, drainTimeout: '20s' } },
+      update: { healthyFor: '0s' },
+    }),
+  );
+  await until('the pool emptied', async () => status()?.converged === true && status()!.instances.length === 2 && warmLinks().length === 0, 60_000);
+  t.same(activeLinks().sort(), [active, warm].sort(), 'the warm member went, the active ones stayed');
+  await docker.getService(work).update({ ...(await docker.getService(work).inspect()).Spec, version: (await docker.getService(work).inspect()).Version.Index, Mode: { Replicated: { Replicas: 3 } } });
+  await until('two running, one pending', async () => (await running()).length === 2 && (await docker.listTasks({ filters: { service: [work], 'desired-state': ['running'] } })).length === 3, 30_000);
+  const c0 = Date.now();
+  await service.scaleUp(id);
+  await until('the third task to run on a new machine', async () => (await running()).length === 3, 120_000);
+  t.comment(`cold: scaleUp -> pending task running on a new machine ${Date.now() - c0} ms`);
 });
