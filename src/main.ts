@@ -24,6 +24,8 @@ import { SwarmSpecStore } from './swarm/store.js';
 
 /** How long SIGTERM waits for work in flight; stack.yml's stop_grace_period (45 s) is longer. */
 const SHUTDOWN_GRACE_MS = 30_000;
+/** Without a leader, Swarm calls wait out the daemon's own deadline, and re-initialising takes a while. */
+const RECOVER_TIMEOUT_MS = 25_000;
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
@@ -106,7 +108,7 @@ export async function serve(): Promise<void> {
     groups,
     storeProblems: () => store.problems(),
     loading: () => terms.loading(),
-    recover: () => recoverQuorum(docker).then((r) => (logger.warn({ event: 'swarm.recovered', ...r }, 'Swarm re-initialised from this manager'), r)),
+    recover: () => recoverQuorum(createDocker(undefined, RECOVER_TIMEOUT_MS)).then((r) => (logger.warn({ event: 'swarm.recovered', ...r }, 'Swarm re-initialised from this manager'), r)),
     leadership,
     logger,
     version,

@@ -9,6 +9,8 @@ import { connect } from 'node:net';
 import type Docker from 'dockerode';
 import { CapstanError } from '../errors.js';
 
+const LEADER_PROBE_MS = 8000;
+
 export interface RecoverResult {
   /** This manager, now the only one, and the address it advertises. */
   readonly nodeId: string;
@@ -45,8 +47,9 @@ export async function recoverQuorum(docker: Docker, probe: (addr: string) => Pro
   if (swarm.LocalNodeState !== 'active' || !swarm.ControlAvailable || !swarm.NodeID || !swarm.NodeAddr) {
     throw new CapstanError('conflict', 'this engine is not a Swarm manager: run recover on a surviving manager');
   }
-  // Listing nodes needs a leader: it answers only while the Swarm has one.
-  if (await docker.listNodes().then(() => true, () => false)) throw new CapstanError('conflict', 'the Swarm has a leader: nothing to recover');
+  // Listing nodes needs a leader: it answers only while the Swarm has one (without, it waits out a deadline).
+  const led = await Promise.race([docker.listNodes().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(r, LEADER_PROBE_MS, false).unref())]);
+  if (led) throw new CapstanError('conflict', 'the Swarm has a leader: nothing to recover');
   const others = (swarm.RemoteManagers ?? []).filter((m) => m.NodeID !== swarm.NodeID);
   const alive = (await Promise.all(others.map(async (m) => ((await probe(m.Addr)) ? m : undefined)))).filter((m) => m !== undefined);
   if (alive.length) {
@@ -54,6 +57,8 @@ export async function recoverQuorum(docker: Docker, probe: (addr: string) => Pro
       answering: alive.map((m) => ({ nodeId: m.NodeID, addr: m.Addr })),
     });
   }
-  await docker.swarmInit({ ForceNewCluster: true, ListenAddr: '0.0.0.0:2377', AdvertiseAddr: swarm.NodeAddr });
+  await docker.swarmInit({ ForceNewCluster: true, ListenAddr: '0.0.0.0:2377', AdvertiseAddr: swarm.NodeAddr }).catch((error: unknown) => {
+    throw new CapstanError('conflict', `docker swarm init --force-new-cluster failed: ${(error as Error).message}`);
+  });
   return { nodeId: swarm.NodeID, advertiseAddr: swarm.NodeAddr, gaveUp: others.map((m) => ({ nodeId: m.NodeID, addr: m.Addr })) };
 }
