@@ -5,6 +5,7 @@ import { cloneElement, h, isValidElement, toChildArray, type VNode } from 'preac
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { batch, call, follow, RpcError, unauthorizedCode, type StreamState } from './api.js';
 import { age, count, isoOf, planWords, shortHash, when, type Plan } from './format.js';
+import type { InstanceStatus } from '../../spi/group.js';
 
 /** What h() makes, whatever its props. */
 type El = VNode<any>;
@@ -18,15 +19,8 @@ interface ListEntry {
   readonly instances: number;
   readonly converged: boolean;
 }
-interface Machine {
-  readonly id: string;
-  readonly logicalId?: string;
-  readonly state: string;
-  readonly config: string;
-  readonly health: string;
-  readonly link?: string;
-  readonly launchedAt?: string;
-}
+/** group.describe's machines, typed once for the API and the page (the import is erased from the bundle). */
+type Machine = InstanceStatus;
 interface Update {
   readonly state: 'idle' | 'rolling' | 'paused' | 'failed' | 'done';
   readonly total: number;
