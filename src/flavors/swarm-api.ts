@@ -104,8 +104,10 @@ export class Swarm {
   demote(nodeId: string): Promise<void> {
     return this.exclusive(async () => {
       const managers = (await this.docker.listNodes({ filters: JSON.stringify({ role: ['manager'] }) })) as SwarmNode[];
+      // Quorum is the Raft members': a manager node without ManagerStatus is none (say, given up by a recovery).
+      const members = managers.filter((n) => n.ManagerStatus !== undefined);
       const refusal = quorumRefusal(
-        managers.map((n) => ({ id: n.ID, reachable: n.ManagerStatus?.Reachability === 'reachable' })),
+        members.map((n) => ({ id: n.ID, reachable: n.ManagerStatus?.Reachability === 'reachable' })),
         nodeId,
       );
       if (refusal) throw new CapstanError('quorum', refusal, { node: nodeId });

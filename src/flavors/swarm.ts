@@ -63,14 +63,14 @@ export function swarmFlavorKinds(options: SwarmFlavorOptions): FlavorKind[] {
 }
 
 /**
- * The Swarm's managers at rest once the group has its size: the managers that are not the group's (every manager
- * node, Down ones too: Raft counts them until they are removed) plus the group's size. An even number is refused:
+ * The Swarm's managers at rest once the group has its size: the Raft members that are not the group's (Down ones
+ * too: Raft counts them until they are demoted or removed) plus the group's size. An even number is refused:
  * it tolerates no more failures than one fewer, and a Swarm split in half has no majority on either side.
  */
 export function oddManagers(nodes: readonly SwarmNode[], allocation: { size?: number; logicalIds?: readonly string[] }, groupId: string): string[] {
   const size = allocation.logicalIds?.length ?? allocation.size ?? 0;
   if (size === 0) return [];
-  const others = nodes.filter((n) => n.Spec.Role === 'manager' && n.Description?.Engine?.Labels?.[GROUP_LABEL] !== groupId).length;
+  const others = nodes.filter((n) => n.ManagerStatus !== undefined && n.Description?.Engine?.Labels?.[GROUP_LABEL] !== groupId).length;
   if ((others + size) % 2 === 1) return [];
   const path = allocation.logicalIds ? '/allocation/logicalIds' : '/allocation/size';
   const fix = `${size - 1} or ${size + 1}`;

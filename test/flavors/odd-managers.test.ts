@@ -7,6 +7,7 @@ const node = (id: string, role: 'manager' | 'worker', group?: string, state = 'r
     ID: id,
     Spec: { Role: role, Availability: 'active' },
     Status: { State: state },
+    ...(role === 'manager' ? { ManagerStatus: { Reachability: state === 'down' ? 'unreachable' : 'reachable' } } : {}),
     Description: { Engine: { Labels: group ? { 'capstan.group': group } : {} } },
   }) as unknown as SwarmNode;
 
@@ -29,4 +30,9 @@ t.test("the group's own managers are replaced by its size; workers and other gro
 
 t.test('a Down manager still counts: Raft keeps it a member until it is removed', async (t) => {
   t.match(oddManagers([node('a', 'manager'), node('b', 'manager', undefined, 'down')], { size: 2 }, 'managers'), [/4 managers/]);
+});
+
+t.test('a manager node that is no Raft member (given up by a recovery) does not count', async (t) => {
+  const given = { ...node('g', 'manager', undefined, 'down'), ManagerStatus: undefined } as unknown as SwarmNode;
+  t.same(oddManagers([node('s', 'manager', 'managers'), given], { size: 3 }, 'managers'), []);
 });
