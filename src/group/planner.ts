@@ -282,6 +282,8 @@ function planSized(ctx: Ctx, active: number, warm: number): Plan {
   const gone = [...named, ...overCeiling, ...scaleInFrom(overSize, order, overSize.length - size, warmWanted)];
   actions.push({ kind: 'destroy', ids: gone.map(idOf), reason: 'scale-down' });
   members = without(members, gone);
+  // Most groups have no pool: no standby work on their passes.
+  const pooled = warmWanted > 0 || members.some((f) => f.o.warm);
 
   const old = members.filter((f) => !f.current);
   const failure = failureOf(members, healthTimeout);
@@ -291,7 +293,7 @@ function planSized(ctx: Ctx, active: number, warm: number): Plan {
     const broken = old.length ? [] : repairs(members, ctx, Math.max(1, maxUnavailable));
     actions.push({ kind: 'destroy', ids: broken.map(idOf), reason: 'repair' });
     actions.push({ kind: 'provision', count: Math.min(size, max) - members.length });
-    actions.push(standby(without(members, broken), active, warmWanted, input.selfInstanceId));
+    if (pooled) actions.push(standby(without(members, broken), active, warmWanted, input.selfInstanceId));
     return finish(actions, size, members, ctx, failure);
   }
 
@@ -310,7 +312,7 @@ function planSized(ctx: Ctx, active: number, warm: number): Plan {
     }
   }
   actions.push({ kind: 'destroy', ids: replace.map(idOf), reason: 'update' });
-  actions.push(standby(without(members, replace), active, warmWanted, input.selfInstanceId));
+  if (pooled) actions.push(standby(without(members, replace), active, warmWanted, input.selfInstanceId));
   return finish(actions, size, members, ctx);
 }
 
