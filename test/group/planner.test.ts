@@ -266,3 +266,19 @@ t.test('warm pool: within bounds.max, kept on scale-down, shrunk first when it g
   const sick = run({ spec: sizedSpec(1, { warm: { size: 2 } }), observed: [a, b, w1, { ...w2, health: 'unhealthy' as const }] });
   t.same(destroyed(sick.actions, 'scale-down'), ['w2']);
 });
+
+t.test('warm pool: rolled by an update like any member; its replacement joins the pool', async (t) => {
+  const update = { maxUnavailable: 1, maxSurge: 1, healthTimeout: '60s', healthyFor: '0s', onFailure: 'pause' } as const;
+  const spec = sizedSpec(1, { warm: { size: 1 }, update });
+  const a = { ...obs(inst('a', 'new', { launchedAt: 10 })), tasks: 2 };
+  const w = { ...obs(inst('w', 'old', { launchedAt: 20 })), warm: true, tasks: 0 };
+  let p = run({ spec, observed: [a, w] });
+  t.equal(p.update.state, 'rolling');
+  t.equal(provisions(p.actions), 1, 'a surge machine for the outdated warm member');
+  const n = { ...obs(inst('n', 'new', { launchedAt: NOW - 100 })), tasks: 0 };
+  p = run({ spec, observed: [a, w, n] });
+  t.same(destroyed(p.actions, 'update'), ['w'], 'the outdated warm member replaced');
+  t.same(standbys(p.actions), { warm: ['n'], active: [] }, 'its replacement put in the pool');
+  p = run({ spec, observed: [a, { ...n, warm: true }] });
+  t.equal(p.converged, true);
+});
