@@ -147,9 +147,12 @@ export class Swarm {
     }
   }
 
-  /** Demotes a manager first (if quorum allows), then removes the node. */
+  /**
+   * Demotes a Raft member first (if quorum allows), then removes the node. A manager node that is no member (given up
+   * by a recovery) is removed as it is: Swarm refuses to demote it ("can't find manager in raft memberlist").
+   */
   async removeNode(node: SwarmNode): Promise<void> {
-    if (node.Spec.Role === 'manager' || node.ManagerStatus !== undefined) await this.demote(node.ID);
+    if (node.ManagerStatus !== undefined) await this.demote(node.ID);
     await this.remove(node.ID);
   }
 
