@@ -1,6 +1,4 @@
 /** InstanceProvider over EC2: batched, idempotent launches spread over subnets. */
-import { createHash } from 'node:crypto';
-import { isIPv4 } from 'node:net';
 import {
   CreateTagsCommand,
   DescribeInstancesCommand,
@@ -15,14 +13,13 @@ import {
 import type { Logger } from '../../log.js';
 import type { Instance, InstanceProvider, InstanceSpec, InstanceState, Tags } from '../../spi/instance.js';
 import { TAG } from '../../spi/tags.js';
-import { LAUNCH_KEY_LENGTH, clientToken, decisionKey, launchKey } from './client-token.js';
+import { LAUNCH_KEY_LENGTH, clientToken, decisionKey } from './client-token.js';
 import { AwsError, ec2Call } from './ec2.js';
+import { encodeUserData, planLaunches, type Launch } from './launches.js';
 import type { AwsProperties } from './properties.js';
-import { fallbacks, inCidr, spread } from './subnets.js';
+import { inCidr } from './subnets.js';
 
 const { group: GROUP_TAG, config: CONFIG_TAG, logicalId: LOGICAL_ID_TAG, cluster: CLUSTER_TAG } = TAG;
-/** EC2 takes at most 16 KB of user data, counted before base64. */
-const USER_DATA_LIMIT = 16 * 1024;
 /** EC2's limit of tags per resource. */
 const TAG_LIMIT = 50;
 /** Most ids one TerminateInstances accepts. */
@@ -45,24 +42,6 @@ export interface AwsProviderConfig {
   readonly maxBatch: number;
   /** DescribeInstances MaxResults (5 to 1000). */
   readonly pageSize: number;
-}
-
-interface Prepared {
-  readonly spec: InstanceSpec;
-  readonly tags: Tags;
-  readonly userData?: string;
-}
-
-/** One RunInstances of a provisioning decision. */
-interface Launch {
-  /** Same for every attempt of this launch, whichever subnet it goes to. */
-  readonly key: string;
-  readonly count: number;
-  readonly tags: Tags;
-  readonly userData?: string;
-  readonly privateIp?: string;
-  /** Preferred subnet first, then where to go when it lacks capacity. */
-  readonly subnets: readonly string[];
 }
 
 export class AwsInstanceProvider implements InstanceProvider {
@@ -108,7 +87,11 @@ export class AwsInstanceProvider implements InstanceProvider {
         load.set(instance.SubnetId, (load.get(instance.SubnetId) ?? 0) + 1);
       }
     }
-    const launches = await this.plan(prepared, decision, load);
+    const launches = await planLaunches(prepared, decision, load, {
+      subnets: this.properties.subnetIds,
+      maxBatch: this.maxBatch,
+      subnetFor: (address) => this.subnetFor(address),
+    });
     const results = await Promise.allSettled(launches.map((launch) => done.get(launch.key) ?? this.launch(launch, group)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -142,50 +125,6 @@ export class AwsInstanceProvider implements InstanceProvider {
     }
   }
 
-  /** Splits a decision into launches, given how many instances each subnet already has. */
-  private async plan(specs: readonly Prepared[], decision: string, load: Map<string, number>): Promise<Launch[]> {
-    const subnets = this.properties.subnetIds;
-    const launches: Launch[] = [];
-    const batches = new Map<string, Prepared[]>();
-    for (const prepared of specs) {
-      const { spec, tags, userData } = prepared;
-      if (spec.logicalId === undefined) {
-        const kind = specKey(spec);
-        batches.set(kind, [...(batches.get(kind) ?? []), prepared]);
-        continue;
-      }
-      // Logical ids launch one at a time; an address is the private IP, which fixes the subnet.
-      const address = isIPv4(spec.logicalId) ? spec.logicalId : undefined;
-      const subnet = address === undefined ? [...spread(1, subnets, load).keys()][0]! : await this.subnetFor(address);
-      load.set(subnet, (load.get(subnet) ?? 0) + 1);
-      launches.push({
-        key: launchKey(decision, `logical-id/${spec.logicalId}/${specKey(spec)}`),
-        count: 1,
-        tags,
-        userData,
-        privateIp: address,
-        subnets: address === undefined ? [subnet, ...fallbacks(subnets, load, new Set([subnet]))] : [subnet],
-      });
-    }
-    for (const [kind, batch] of batches) {
-      const { tags, userData } = batch[0]!;
-      const shares = spread(batch.length, subnets, load);
-      for (const [subnet, share] of shares) load.set(subnet, (load.get(subnet) ?? 0) + share);
-      for (const [subnet, share] of shares) {
-        for (let offset = 0; offset < share; offset += this.maxBatch) {
-          const count = Math.min(this.maxBatch, share - offset);
-          launches.push({
-            key: launchKey(decision, `batch/${kind}/${subnet}/${offset}/${count}`),
-            count,
-            tags,
-            userData,
-            subnets: [subnet, ...fallbacks(subnets, load, new Set([subnet]))],
-          });
-        }
-      }
-    }
-    return launches;
-  }
 
   private async launch(launch: Launch, group: string): Promise<Ec2Instance[]> {
     const tags: Tag[] = Object.entries(launch.tags).map(([Key, Value]) => ({ Key, Value }));
@@ -299,20 +238,6 @@ export class AwsInstanceProvider implements InstanceProvider {
     if (count > TAG_LIMIT) throw new AwsError('TagLimitExceeded', 'RunInstances', `${count} tags exceed EC2's limit of ${TAG_LIMIT} per instance`);
     return tags;
   }
-}
-
-function encodeUserData(init: string): string | undefined {
-  const size = Buffer.byteLength(init, 'utf8');
-  if (size > USER_DATA_LIMIT) {
-    throw new AwsError('UserDataTooLarge', 'RunInstances', `init script is ${size} bytes, over EC2's user data limit of ${USER_DATA_LIMIT} bytes`);
-  }
-  return size === 0 ? undefined : Buffer.from(init, 'utf8').toString('base64');
-}
-
-/** Identical specs share a key and may launch together. */
-function specKey(spec: InstanceSpec): string {
-  const tags = Object.entries(spec.tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return createHash('sha256').update(JSON.stringify([tags, spec.init])).digest('hex').slice(0, 16);
 }
 
 function isLive(instance: Ec2Instance): boolean {
