@@ -15,9 +15,10 @@ export type { ValidateFunction } from 'ajv';
  */
 const filling = new Ajv({ allErrors: true, strict: true, useDefaults: true });
 const checking = new Ajv({ allErrors: true, strict: true });
-const compiled = new Map<Ajv, WeakMap<object, ValidateFunction>>([
-  [filling, new WeakMap()],
-  [checking, new WeakMap()],
+/** Validators made so far, per Ajv instance: by schema object and by $id (which names one schema only). */
+const made = new Map<Ajv, { readonly byObject: WeakMap<object, ValidateFunction>; readonly byId: Map<string, ValidateFunction> }>([
+  [filling, { byObject: new WeakMap(), byId: new Map() }],
+  [checking, { byObject: new WeakMap(), byId: new Map() }],
 ]);
 
 export interface ValidatorOptions {
@@ -33,24 +34,30 @@ const idOf = (schema: object): string | undefined => {
 };
 
 /**
- * The validator of `schema`, compiled once: again for the same object, or for any schema with the same $id (which
- * names one schema only).
+ * The validator of `schema`: the same one again for the same object or $id, compiled once, on its first use
+ * (compiling every schema at start-up cost a replica about 100 ms it does not need before the first call).
  */
 export function validator<T = unknown>(schema: object, options: ValidatorOptions = {}): ValidateFunction<T> {
   const ajv = options.defaults ? filling : checking;
-  for (const used of options.uses ?? []) {
-    const id = idOf(used);
-    if (id === undefined) throw new Error('a schema referred to by $ref needs an $id');
-    if (!ajv.schemas[id] && !ajv.refs[id]) ajv.addSchema(used);
+  const cache = made.get(ajv)!;
+  const id = idOf(schema);
+  const known = cache.byObject.get(schema) ?? (id === undefined ? undefined : cache.byId.get(id));
+  if (known) return known as ValidateFunction<T>;
+  let fn: ValidateFunction | undefined;
+  const validate = ((...args: Parameters<ValidateFunction>) => (fn ??= compile(ajv, schema, id, options.uses ?? []))(...args)) as ValidateFunction;
+  Object.defineProperty(validate, 'errors', { get: () => fn?.errors ?? null });
+  cache.byObject.set(schema, validate);
+  if (id !== undefined) cache.byId.set(id, validate);
+  return validate as ValidateFunction<T>;
+}
+
+function compile(ajv: Ajv, schema: object, id: string | undefined, uses: readonly object[]): ValidateFunction {
+  for (const used of uses) {
+    const usedId = idOf(used);
+    if (usedId === undefined) throw new Error('a schema referred to by $ref needs an $id');
+    if (!ajv.schemas[usedId] && !ajv.refs[usedId]) ajv.addSchema(used);
   }
-  const cache = compiled.get(ajv)!;
-  let fn = cache.get(schema);
-  if (!fn) {
-    const id = idOf(schema);
-    fn = (id !== undefined && (ajv.schemas[id] || ajv.refs[id]) ? ajv.getSchema(id) : undefined) ?? ajv.compile(schema);
-    cache.set(schema, fn);
-  }
-  return fn as ValidateFunction<T>;
+  return (id !== undefined && (ajv.schemas[id] || ajv.refs[id]) ? ajv.getSchema(id) : undefined) ?? ajv.compile(schema);
 }
 
 export interface ProblemOptions {
