@@ -4,7 +4,7 @@ import type { Instance } from '../spi/index.js';
 import { chunks, mapLimit } from '../concurrency.js';
 import { groupTags } from './identity.js';
 import type { Members } from './members.js';
-import type { Action } from './planner.js';
+import type { Action } from './plan-types.js';
 import type { Config, Owner } from './owners.js';
 
 export interface ActuatorOptions {

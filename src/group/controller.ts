@@ -2,7 +2,8 @@ import type { Logger } from '../log.js';
 import { CapstanError } from '../errors.js';
 import type { GroupController, GroupSpec, GroupStatus, Instance, PlanPreview, Plugins, SpecVersion } from '../spi/index.js';
 import { configHash, logicalIdOf, TAG } from './identity.js';
-import { plan, type Plan } from './planner.js';
+import type { Plan } from './plan-types.js';
+import { plan } from './planner.js';
 import { desiredSize } from './allocation.js';
 import { GroupLoop, type LoopOptions } from './loop.js';
 

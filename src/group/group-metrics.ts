@@ -1,6 +1,6 @@
 import { groupInstances, groupSize, repairBlocked, updateProgress } from '../metrics.js';
 import type { GroupStatus } from '../spi/index.js';
-import type { RepairStatus } from './planner.js';
+import type { RepairStatus } from './plan-types.js';
 
 /** One group's metric series: set after each pass, replaced without touching other groups, removed with the group. */
 export class GroupMetrics {

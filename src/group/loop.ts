@@ -5,7 +5,8 @@ import type { GroupStatus, Instance, Plugins, SpecVersion } from '../spi/index.j
 import { logicalIdOf, TAG } from './identity.js';
 import { Members } from './members.js';
 import { Actuator } from './actuator.js';
-import { plan, type Observed, type Plan } from './planner.js';
+import type { Observed, Plan } from './plan-types.js';
+import { plan } from './planner.js';
 import { desiredSize } from './allocation.js';
 import { configOf, type Config } from './owners.js';
 import { GroupMetrics } from './group-metrics.js';

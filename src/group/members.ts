@@ -1,7 +1,7 @@
 import type { HealthReport, Instance } from '../spi/index.js';
 import { ownInstances, TAG } from './identity.js';
 import type { Config, Owner } from './owners.js';
-import type { Observed } from './planner.js';
+import type { Observed } from './plan-types.js';
 
 interface Known {
   readonly instance: Instance;

@@ -1,7 +1,7 @@
 import type { FlavorKind, GroupSpec, Health, Instance } from '../../src/spi/index.js';
 import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
 import { TAG } from '../../src/group/identity.js';
-import type { Observed } from '../../src/group/planner.js';
+import type { Observed } from '../../src/group/plan-types.js';
 
 export function sizedSpec(size: number, over: Partial<GroupSpec> = {}): GroupSpec {
   return {

@@ -1,7 +1,7 @@
 // The health model (issue 10): only evidence destroys; `unknown` is no information; the remediation breaker.
 import t from 'tap';
-import { plan, type Action, type PlanInput } from '../../src/group/planner.js';
-import type { Observed } from '../../src/group/planner.js';
+import type { Action, Observed, PlanInput } from '../../src/group/plan-types.js';
+import { plan } from '../../src/group/planner.js';
 import { inst, logicalSpec, sizedSpec } from './fixtures.js';
 
 const NOW = 10_000_000;

@@ -3,7 +3,8 @@
 // executed against a model world by the same rules the controller follows.
 import t from 'tap';
 import fc from 'fast-check';
-import { plan, type Observed, type Plan } from '../../src/group/planner.js';
+import type { Observed, Plan } from '../../src/group/plan-types.js';
+import { plan } from '../../src/group/planner.js';
 import { resolveQuantity } from '../../src/spi/quantity.js';
 import type { GroupSpec, Health, Instance } from '../../src/spi/index.js';
 import { inst, logicalSpec, sizedSpec } from './fixtures.js';

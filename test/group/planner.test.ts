@@ -1,5 +1,6 @@
 import t from 'tap';
-import { plan, type Action, type PlanInput } from '../../src/group/planner.js';
+import type { Action, PlanInput } from '../../src/group/plan-types.js';
+import { plan } from '../../src/group/planner.js';
 import { inst, logicalSpec, obs, sizedSpec } from './fixtures.js';
 
 const NOW = 1_000_000;
