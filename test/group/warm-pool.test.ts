@@ -2,43 +2,13 @@
 // of size 1 with warm.size 1 runs two joined machines, one drained for the pool. A task that needs a second node is
 // pending; group.scaleUp activates the warm node (same node id) and the task runs there, while one new machine is
 // launched and joins the pool. Timings are printed as comments (a cold machine's join time, for comparison).
-import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { GROUP_LABEL, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
-import { Controller } from '../../src/group/controller.js';
-import { GroupService } from '../../src/group/service.js';
-import { validateSpec } from '../../src/group/spec.js';
-import { silentLogger } from '../../src/log.js';
-import { dockerProviderKind } from '../../src/providers/docker/index.js';
-import type { Plugins } from '../../src/spi/index.js';
-import { MemoryStore } from '../support/memory-store.js';
-import { engine, engineHost } from '../support/engine.js';
+import type { SwarmNode } from '../../src/flavors/swarm.js';
+import { engineHost } from '../support/engine.js';
 import { until } from '../support/until.js';
+import { swarmGroupRig } from '../support/swarm-group.js';
 
-const docker = engine();
-const id = `t-warm-${randomBytes(3).toString('hex')}`;
-const work = `${id}-work`;
-await docker.createNetwork({ Name: id, Labels: { 'capstan.test': id } });
-const managerAddr = `${(await docker.getNetwork(id).inspect()).IPAM!.Config![0]!.Gateway as string}:2377`;
-
-const plugins: Plugins = {
-  providers: new Map([['docker', dockerProviderKind({ logger: silentLogger, allow: { endpoints: [engineHost()] } })]]),
-  flavors: new Map(swarmFlavorKinds({ docker, logger: silentLogger, pollMs: 200 }).map((f) => [f.name, f])),
-};
-const validate = (raw: unknown) => validateSpec(raw, plugins);
-const controller = new Controller({ plugins, logger: silentLogger, busyMs: 200, intervalMs: 500 });
-const service = new GroupService({ store: new MemoryStore(), controller, validate, logger: silentLogger, pollMs: 50 });
-
-t.teardown(async () => {
-  controller.stop();
-  await docker.getService(work).remove().catch(() => undefined);
-  const left = await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
-  for (const node of (await docker.listNodes()) as SwarmNode[]) {
-    if (node.Description?.Engine?.Labels?.[GROUP_LABEL] === id) await docker.getNode(node.ID).remove({ force: true }).catch(() => undefined);
-  }
-  await docker.getNetwork(id).remove().catch(() => undefined);
-});
+const { docker, id, work, managerAddr, controller, service, validate } = await swarmGroupRig(t, 't-warm');
 
 const machines = async () => (await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } })).map((c) => c.Id);
 const status = () => controller.status(id);
