@@ -3,6 +3,7 @@
 // Prints; asserts nothing.
 import { pathToFileURL } from 'node:url';
 import { decide, type AutoscaleState, type NodeView, type PendingTask } from '../src/autoscale/decide.js';
+import { machineLabels, type SwarmFlavorProperties } from '../src/flavors/swarm.js';
 import type { GroupSpec } from '../src/spi/index.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -45,8 +46,11 @@ function cluster(groups: number, nodesPerGroup: number, pending: number): Autosc
     platforms: [],
     error: 'no suitable node (insufficient resources on 1 node)',
   }));
+  // The swarm-worker flavor's answer: which labels (here the `pool` node label) a new machine of the group carries.
+  const flavor = { name: 'swarm-worker', labels: (p: unknown, id: string) => machineLabels(p as SwarmFlavorProperties, id) };
   const groupsView = specs.map((spec) => ({
     spec,
+    flavor,
     status: {
       id: spec.id,
       version: 1,
