@@ -19,8 +19,6 @@ export interface GroupServiceDeps {
   readonly pollMs?: number;
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
 const notFound = (id: string): CapstanError => new CapstanError('notFound', `no group ${id}`, { id });
 
 export function checkBounds(spec: GroupSpec, size: number): void {
@@ -130,15 +128,15 @@ export class GroupService {
         this.d.controller.apply(sv);
         return { version: sv, live };
       }
-      const spec = structuredClone(sv.spec) as Mutable<GroupSpec>;
-      if ('size' in sv.spec.allocation) spec.allocation = { size: sv.spec.allocation.size - fresh.length };
-      else {
-        const gone = new Set(fresh.map((i) => logicalIds.get(i)));
-        spec.allocation = { logicalIds: sv.spec.allocation.logicalIds.filter((l) => !gone.has(l)) };
-      }
+      const gone = new Set(fresh.map((i) => logicalIds.get(i)));
+      const { allocation } = sv.spec;
+      const spec: GroupSpec = { ...structuredClone(sv.spec), allocation: 'size' in allocation ? { size: allocation.size - fresh.length } : { logicalIds: allocation.logicalIds.filter((l) => !gone.has(l)) } };
       checkBounds(spec, desiredSize(spec));
+      const valid = this.d.validate(spec);
+      // The cluster judges the smaller group as it judges a scale: two of three managers left would be refused.
+      await this.d.admit?.(valid);
       const removing = [...[...already].filter((i) => listed.has(i)), ...fresh];
-      const version = await this.store(this.d.validate(spec), sv, { ...carried(sv.state), removing, note: `destroyInstances: ${fresh.join(', ')}` });
+      const version = await this.store(valid, sv, { ...carried(sv.state), removing, note: `destroyInstances: ${fresh.join(', ')}` });
       return { version, live };
     });
     const remaining = await this.waitGone(id, live);

@@ -195,7 +195,7 @@ t.test('a commit whose answer is lost after Swarm stored it is applied all the s
   await until('4 machines', () => controller.status('web')?.version === 3 && ids().length === 4);
 });
 
-t.test("a commit or scale the cluster refuses (the flavor's admit) stores nothing and changes no machine", async (t) => {
+t.test("a commit, scale or destroyInstances the cluster refuses (the flavor's admit) stores nothing and changes no machine", async (t) => {
   const { lead, store, validate } = setup();
   const { controller } = lead();
   t.teardown(() => controller.stop());
@@ -211,6 +211,7 @@ t.test("a commit or scale the cluster refuses (the flavor's admit) stores nothin
   await refused(service.commit(validate(spec(4))));
   await refused(service.scale('web', 2));
   await refused(service.scaleUp('web'));
+  await refused(service.destroyInstances('web', [before[0]!]));
   t.equal((await store.history('web')).length, versions, 'no version stored');
   await sleep(100);
   t.same(ids(), before, 'the same 3 machines');
