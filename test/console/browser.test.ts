@@ -6,118 +6,24 @@
 // show the API's pretend plan (the scale by keyboard alone); the Content-Security-Policy is sent and nothing breaks
 // it; the token stays out of localStorage, cookies and every URL; the page works over HTTPS too.
 // CAPSTAN_CONSOLE_SCREENSHOTS=test/console/screenshots retakes the README's screenshots (overview, a group mid-update,
-// a narrow screen).
+// a narrow screen). The lab (server and browser) is test/support/console-harness.ts; the warm pool's marks are in
+// browser-warm.test.ts.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import t from 'tap';
 import type { Decision } from '../../src/autoscale/index.js';
-import { bundleConsole } from '../../src/console/build.js';
 import { feed } from '../../src/feed.js';
-import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
-import { Controller } from '../../src/group/controller.js';
-import { GroupService } from '../../src/group/service.js';
-import { validateSpec } from '../../src/group/spec.js';
-import { silentLogger } from '../../src/log.js';
-import { simulatorProviderKind } from '../../src/providers/simulator/index.js';
-import { groupMethods } from '../../src/rpc/methods.js';
-import { createRpcServer } from '../../src/rpc/server.js';
-import type { Plugins } from '../../src/spi/index.js';
-import { MemoryStore } from '../support/memory-store.js';
+import { consoleLab, token } from '../support/console-harness.js';
 import { until } from '../support/until.js';
 
-const token = 'console-token-4b1d9e7a2c5f8e3d';
-const dir = mkdtempSync(join(tmpdir(), 'capstan-console-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const assets = join(dir, 'assets');
-await bundleConsole(assets);
-writeFileSync(join(dir, 'token'), token);
-
-// The chromium of swarm/requirements.sh.
-const chromiumVersion = execFileSync('chromium', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-t.comment(chromiumVersion);
-
-// --- the server: the real group service and controller, simulated machines that take a moment to launch --------
-const plugins: Plugins = { providers: new Map([['simulator', simulatorProviderKind()]]), flavors: new Map([['vanilla', vanillaFlavorKind]]) };
-const validate = (raw: unknown) => validateSpec(raw, plugins);
-const store = new MemoryStore();
-const controller = new Controller({ plugins, logger: silentLogger, intervalMs: 1000, busyMs: 100 });
-t.teardown(() => controller.stop());
-const service = new GroupService({ store, controller, validate, logger: silentLogger });
-const decisions: Decision[] = [];
-const autoscaler = { lastDecisions: (id: string) => decisions.filter((d) => d.group === id), preview: () => undefined };
-const groups = groupMethods({ service, store, controller, validate, autoscaler });
-const since = new Date(Date.now() - 3_600_000).toISOString();
-const leadership = { status: () => ({ nodeId: 'node-a', leading: true, leaderNodeId: 'node-a', leaderAddr: '127.0.0.1', since }) };
-
-async function serve(port = 0, tls?: { cert: Buffer; key: Buffer }) {
-  const app = createRpcServer({ store, controller, validate, service, groups, autoscaler, leadership, tokenFile: join(dir, 'token'), logger: silentLogger, consoleAssets: assets, events: { heartbeatMs: 1000 }, ...(tls && { tls }) });
-  await app.listen({ host: '127.0.0.1', port });
-  return app;
-}
-let app = await serve();
-t.teardown(() => app.close());
-const port = (app.server.address() as { port: number }).port;
-const url = `http://127.0.0.1:${port}`;
-
-async function api(method: string, params: object = {}): Promise<any> {
-  const res = await fetch(`${url}/rpc`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
-  const body = (await res.json()) as { result?: unknown; error?: { message: string } };
-  if (body.error) throw new Error(`${method}: ${body.error.message}`);
-  return body.result;
-}
+const lab = await consoleLab(t);
+const { api, context, page, requests, consoleLines, store, decisions, dir, url, shoot, text, rowText, waitRow, focused, tabTo } = lab;
 
 const workers = { id: 'workers', allocation: { size: 2 }, instance: { provider: 'simulator', properties: { latencyMs: 150 } }, flavor: { kind: 'vanilla', properties: {} }, update: { healthyFor: '0s' } };
 await api('group.commit', { spec: workers });
 await api('group.commit', { spec: { ...workers, id: 'edge', allocation: { size: 1 } } });
 await until('both groups converged', async () => (await api('group.list')).every((g: { converged: boolean }) => g.converged), 20_000);
-
-// --- the browser -------------------------------------------------------------------------------------------------
-const profile = mkdtempSync(join(tmpdir(), 'capstan-chromium-'));
-t.teardown(() => rmSync(profile, { recursive: true, force: true }));
-const context: BrowserContext = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1200, height: 900 },
-  // The HTTPS check's certificate is self-signed.
-  ignoreHTTPSErrors: true,
-});
-t.teardown(() => context.close());
-const requests: { url: string; method: string; headers: Record<string, string>; body: string | null }[] = [];
-context.on('request', (r) => void requests.push({ url: r.url(), method: r.method(), headers: r.headers(), body: r.postData() }));
-const page: Page = context.pages()[0] ?? (await context.newPage());
-const consoleLines: string[] = [];
-page.on('console', (m) => void consoleLines.push(`${m.type()}: ${m.text()}`));
-page.on('pageerror', (e) => void consoleLines.push(`pageerror: ${e.message}`));
-// Evaluated by the browser itself (not subject to the page's CSP): counts every violation the page would report.
-await context.addInitScript(() => {
-  const w = window as unknown as { violations: string[] };
-  w.violations = [];
-  document.addEventListener('securitypolicyviolation', (e) => w.violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-});
-const shots = process.env.CAPSTAN_CONSOLE_SCREENSHOTS;
-const shoot = async (name: string) => {
-  if (!shots) return;
-  mkdirSync(shots, { recursive: true });
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-};
-const text = (selector: string) => page.locator(selector).first().innerText();
-const rowText = (id: string, cell: string) => text(`tr[data-group="${id}"] td.${cell}`);
-const waitRow = (id: string, cell: string, want: string) =>
-  page.waitForFunction(([id, cell, want]) => document.querySelector(`tr[data-group="${id}"] td.${cell}`)?.textContent === want, [id, cell, want] as const, { timeout: 15_000 });
-const focused = () => page.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent ?? ''}`.trim());
-/** Presses Tab until `matches` says the focused element is the one wanted; fails after `most` presses. */
-async function tabTo(matches: (f: string) => boolean, most = 25): Promise<string> {
-  for (let i = 0; i < most; i++) {
-    await page.keyboard.press('Tab');
-    const f = await focused();
-    if (matches(f)) return f;
-  }
-  throw new Error(`not reached by ${most} Tabs (last: ${await focused()})`);
-}
 
 t.test('without the token: a sign-in and nothing of the cluster; a wrong token is refused', async (t) => {
   const res = await page.goto(url);
@@ -236,10 +142,10 @@ t.test('pause, resume and roll back, each confirmed; a rolling update shows its 
 
 t.test('the stream lost when the server stops is shown, and its return when it is back', async (t) => {
   await page.getByRole('button', { name: 'Back to all groups' }).click();
-  await app.close();
+  await lab.stop();
   await page.waitForFunction(() => document.getElementById('stream-state')?.dataset.state === 'lost', null, { timeout: 10_000 });
   t.match(await text('#stream-state'), /^Live updates lost at .+; reconnecting…$/);
-  app = await serve(port);
+  await lab.start();
   await page.waitForFunction(() => document.getElementById('stream-state')?.dataset.state === 'live', null, { timeout: 20_000 });
   t.pass('live again');
   await api('group.scale', { id: 'edge', size: 2 });
@@ -264,7 +170,7 @@ t.test('the token stays in this tab: no localStorage, no cookie, no URL; nothing
 
 t.test('over HTTPS (the TLS option): the same page, signed in and live', async (t) => {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=capstan', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
-  const tlsApp = await serve(0, { cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) });
+  const tlsApp = await lab.serve(0, { cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) });
   t.teardown(() => tlsApp.close());
   const tlsUrl = `https://127.0.0.1:${(tlsApp.server.address() as { port: number }).port}`;
   const p = await context.newPage();

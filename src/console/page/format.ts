@@ -39,14 +39,23 @@ export interface Plan {
   readonly createLogicalIds?: readonly string[];
   readonly destroy: readonly string[];
   readonly replace: readonly string[];
+  /** Members the warm pool would take in now. */
+  readonly warm?: readonly string[];
+  /** Members of the warm pool that would be activated now (a larger size takes them first). */
+  readonly activate?: readonly string[];
 }
 
-/** A pretend commit's plan in words: "create 2 machines, destroy none, replace none". */
+/**
+ * A pretend commit's plan in words: "create 2 machines, destroy none, replace none", and what the warm pool would
+ * activate or take in when it would.
+ */
 export function planWords(p: Plan): string[] {
   const out = [
     p.create ? `create ${count(p.create, 'machine')}${p.createLogicalIds?.length ? ` (${p.createLogicalIds.join(', ')})` : ''}` : 'create no machine',
     p.destroy.length ? `destroy ${count(p.destroy.length, 'machine')} (${p.destroy.join(', ')})` : 'destroy no machine',
     p.replace.length ? `replace ${count(p.replace.length, 'machine')} on an older config (${p.replace.join(', ')})` : 'replace no machine',
   ];
+  if (p.activate?.length) out.push(`activate ${count(p.activate.length, 'machine')} from the warm pool (${p.activate.join(', ')})`);
+  if (p.warm?.length) out.push(`put ${count(p.warm.length, 'machine')} in the warm pool (${p.warm.join(', ')})`);
   return out;
 }

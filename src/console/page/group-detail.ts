@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, RpcError } from './api.js';
 import type { Pending } from './confirm.js';
 import { age, count, shortHash, when, type Plan } from './format.js';
-import { DecisionRows, serving, Table, Time, UpdateCell } from './parts.js';
+import { DecisionRows, marksOf, serving, Table, Time, UpdateCell, warmWanted } from './parts.js';
 import type { Decision, El, Group, Spec, Version } from './types.js';
 
 export function GroupDetail(props: {
@@ -94,6 +94,7 @@ export function GroupDetail(props: {
 
   const stopped = d?.update.state === 'paused' || d?.update.state === 'failed' || latest?.paused === true || latest?.failure !== undefined;
   const s = serving(group);
+  const pool = warmWanted(spec);
   return h(
     'section',
     { class: 'detail', 'aria-labelledby': 'detail-title' },
@@ -107,6 +108,12 @@ export function GroupDetail(props: {
       h('dd', null, count(group.list.size, 'machine')),
       h('dt', null, 'Serving'),
       h('dd', null, `${s.serving} of ${count(s.of, 'machine')} healthy`),
+      pool || s.warm
+        ? [
+            h('dt', null, 'Warm pool'),
+            h('dd', null, spec ? `${s.warm} of ${count(pool, 'machine')} warm` : `${s.warm} warm`, spec?.warm && pool < spec.warm.size ? ` (${spec.warm.size} asked; bounds.max leaves room for ${pool})` : ''),
+          ]
+        : null,
       h('dt', null, 'Converged'),
       h('dd', null, group.list.converged ? 'yes' : 'not yet'),
       h('dt', null, 'Update'),
@@ -137,11 +144,12 @@ export function GroupDetail(props: {
       rows: (d?.instances ?? []).map((m) =>
         h(
           'tr',
-          null,
-          h('td', null, h('code', null, m.id), m.logicalId ? ` (${m.logicalId})` : ''),
+          { 'data-machine': m.id },
+          // One child per cell: on a narrow screen a cell is a grid of its label and its content.
+          h('td', null, h('span', { class: 'machine' }, h('code', null, m.id), m.logicalId ? ` (${m.logicalId})` : '', marksOf(m))),
           h('td', { class: m.health === 'healthy' ? 'good' : m.health === 'unhealthy' ? 'bad' : 'warn' }, m.health),
           h('td', null, m.link ? h('code', null, m.link) : 'not joined yet'),
-          h('td', null, h('code', null, shortHash(m.config)), m.config === d?.configHash ? ' (current)' : ' (old)'),
+          h('td', null, h('span', null, h('code', null, shortHash(m.config)), m.config === d?.configHash ? ' (current)' : ' (old)')),
           h('td', null, m.launchedAt ? h('time', { dateTime: m.launchedAt, title: when(m.launchedAt) }, age(m.launchedAt)) : 'unknown'),
           h('td', null, m.state),
         ),

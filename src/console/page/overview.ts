@@ -34,7 +34,7 @@ export function overview({
                 h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onClick: (e: Event) => open(g.list.id, e.currentTarget as HTMLElement), 'aria-label': `Open group ${g.list.id}` }, g.list.id)),
                 h('td', { class: 'version' }, `version ${g.list.version}`),
                 h('td', { class: 'size' }, count(g.list.size, 'machine')),
-                h('td', { class: 'serving' }, `${s.serving} of ${count(s.of, 'machine')}`),
+                h('td', { class: 'serving' }, `${s.serving} of ${count(s.of, 'machine')}${s.warm ? `, ${s.warm} warm` : ''}`),
                 h('td', { class: 'converged' }, g.list.converged ? 'yes' : 'not yet'),
                 h('td', { class: 'update' }, h(UpdateCell, { d: g.described })),
               );

@@ -1,20 +1,41 @@
-// Small pieces the console's views share: times, the update's progress, tables, the autoscaler's decisions.
+// Small pieces the console's views share: times, the update's progress, a machine's marks, tables, the autoscaler's
+// decisions.
 import { cloneElement, h, isValidElement, toChildArray } from 'preact';
 import { count, isoOf, when } from './format.js';
-import type { Decision, Described, El, Group } from './types.js';
+import type { Decision, Described, El, Group, Machine, Spec } from './types.js';
 
 export const Time = ({ at }: { at: string | number | undefined }): El => h('time', { dateTime: isoOf(at) }, when(at));
 
-export function serving(g: Group): { serving: number; of: number } {
+/** The members beyond the size on purpose (the warm pool) are counted apart from the others, as `capstan --watch` does. */
+const activeOf = (d: Described): readonly Machine[] => d.instances.filter((i) => !i.warm);
+
+/** Members serving (healthy, out of the warm pool) of the size, and the warm pool's members. */
+export function serving(g: Group): { serving: number; of: number; warm: number } {
   const d = g.described;
-  return d ? { serving: d.instances.filter((i) => i.health === 'healthy').length, of: d.size } : { serving: 0, of: g.list.size };
+  if (!d) return { serving: 0, of: g.list.size, warm: 0 };
+  return { serving: activeOf(d).filter((i) => i.health === 'healthy').length, of: d.size, warm: d.instances.length - activeOf(d).length };
+}
+
+/** How many machines the spec's warm pool holds: its size, less what bounds.max leaves no room for (as the planner does). */
+export function warmWanted(spec: Spec | undefined): number {
+  if (!spec?.warm || !('size' in spec.allocation)) return 0;
+  return Math.max(0, Math.min(spec.warm.size, (spec.bounds?.max ?? Infinity) - spec.allocation.size));
+}
+
+/** What sets a machine apart in its group, in words on the page: in the warm pool, protected from scale-in. */
+export function marksOf(m: Machine): El[] {
+  return [
+    m.warm ? h('span', { class: 'mark warm', title: 'Joined with nothing scheduled there; a scale-up activates it first' }, 'in the warm pool') : null,
+    m.protected ? h('span', { class: 'mark protected', title: 'Swarm node label capstan.protect=true: never chosen when the size drops' }, 'protected from scale-in') : null,
+  ].filter((e): e is El => e !== null);
 }
 
 /** A rolling update's figures, as `capstan --watch` counts them: replaced (new config, healthy), in flight (new config, not yet). */
 function rollout(d: Described): { replaced: number; inFlight: number; old: number; active: boolean } {
-  const onNew = d.instances.filter((i) => i.config === d.configHash);
+  const members = activeOf(d);
+  const onNew = members.filter((i) => i.config === d.configHash);
   const healthyNew = onNew.filter((i) => i.health === 'healthy').length;
-  const old = d.instances.length - onNew.length;
+  const old = members.length - onNew.length;
   return { replaced: Math.min(healthyNew, d.size), inFlight: onNew.length - healthyNew, old, active: old > 0 || ['rolling', 'paused', 'failed'].includes(d.update.state) };
 }
 

@@ -40,7 +40,12 @@ export interface Described {
   readonly lastError?: { readonly at: string; readonly operation: string; readonly message: string };
   readonly autoscale?: readonly Decision[];
 }
-export type Spec = { readonly id: string; readonly allocation: { readonly size: number } | { readonly logicalIds: readonly string[] } } & Record<string, unknown>;
+export type Spec = {
+  readonly id: string;
+  readonly allocation: { readonly size: number } | { readonly logicalIds: readonly string[] };
+  readonly bounds?: { readonly min?: number; readonly max?: number };
+  readonly warm?: { readonly size: number };
+} & Record<string, unknown>;
 export interface Version {
   readonly version: number;
   readonly createdAt: string;
