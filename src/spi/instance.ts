@@ -41,6 +41,13 @@ export interface InstanceProvider {
   describe(tags: Tags): Promise<Instance[]>;
   /** Adds tags to live instances, where the provider can (EC2 tags can be added; container labels cannot). */
   tag?(ids: readonly string[], tags: Tags): Promise<void>;
+  /**
+   * Stops running instances, keeping their disks, so they cost little and can start again (EC2 StopInstances, a
+   * container's stop): a warm pool kept stopped. Ids gone or already stopped are success. With `start` or neither.
+   */
+  stop?(ids: readonly string[]): Promise<void>;
+  /** Starts stopped instances again; they boot from the disk they had. Ids already running are success. */
+  start?(ids: readonly string[]): Promise<void>;
 }
 
 /** A kind of provider, selectable by `instance.provider` in a spec. */
@@ -56,4 +63,6 @@ export interface ProviderKind {
    * the group's machines in a rolling update, the old ones destroyed through a provider of their own location.
    */
   location?(properties: unknown): string;
+  /** Its providers can stop and start machines (they have `stop` and `start`): a spec's `warm.state: stopped` needs it. */
+  readonly stoppable?: boolean;
 }

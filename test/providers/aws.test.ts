@@ -241,3 +241,19 @@ t.test('every EC2 call waits for the rate limit, launches and terminations with 
     ['TerminateInstances', 5],
   ]);
 });
+
+t.test('stop and start: StopInstances and StartInstances, listed as stopped and running, gone ids skipped', async (t) => {
+  const [subnet] = await createSubnets(moto.endpoint, 1);
+  const aws = provider([subnet!]);
+  const group = 'g-power';
+  const made = await aws.provision(specs(3, group), 'power-1');
+  const states = async () => Object.fromEntries((await aws.describe({ 'capstan.group': group })).map((i) => [i.id, i.state]));
+  const [a, b, c] = made.map((i) => i.id) as [string, string, string];
+  const stopCalls = await callsDuring(() => aws.stop!([a, b, 'i-0123456789abcdef0', 'not-an-id']));
+  t.same(stopCalls, { StopInstances: 2 }, 'one call, and again without the id EC2 says is gone');
+  t.same(await states(), { [a]: 'stopped', [b]: 'stopped', [c]: 'running' }, 'exactly the named instances stopped, still listed');
+  t.same(await callsDuring(() => aws.start!([a])), { StartInstances: 1 });
+  t.same(await states(), { [a]: 'running', [b]: 'stopped', [c]: 'running' }, 'exactly the named instance started');
+  t.same(await callsDuring(() => aws.stop!([])), {}, 'nothing to stop: no call');
+  await aws.destroy(made.map((i) => i.id));
+});

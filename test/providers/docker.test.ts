@@ -163,3 +163,23 @@ t.test('every machine gets a name never used before; a retry takes over only its
   await direct.destroy([machine!.id]);
   await squatter.remove({ force: true });
 });
+
+t.test('stop and start: a stopped machine is listed as stopped and boots again from its disk, init not run twice', async (t) => {
+  const tags = { 'capstan.group': group, 'capstan.config': 'power' };
+  const [machine] = await provider.provision([{ tags, init: '#!/bin/sh\necho "init ran"\n' }], 'power-1');
+  const id = machine!.id;
+  await until('init to run', async () => ((await logsOf(id)).includes('init exited 0') ? true : undefined));
+  const state = async () => (await provider.describe(tags)).find((i) => i.id === id)?.state;
+  await provider.stop!([id]);
+  t.equal(await state(), 'stopped');
+  await provider.stop!([id, 'no-such-container']);
+  t.pass('stopping again, or a machine that is gone, succeeds');
+  await provider.start!([id]);
+  t.equal(await state(), 'running');
+  await provider.start!([id]);
+  t.pass('starting a running machine succeeds');
+  await until('the second boot to reach its init step', async () => ((await logsOf(id)).includes('init already ran (exit 0)') ? true : undefined));
+  t.equal((await logsOf(id)).match(/init ran:?$/gm)?.length, 1, 'the init script ran once, at first boot');
+  t.same((await provider.describe(tags)).map((i) => i.id), [id], 'the same machine');
+  await provider.destroy([id]);
+});

@@ -63,6 +63,7 @@ export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderK
   const clients = new Map<string, EC2Client>();
   return {
     name: 'aws',
+    stoppable: true,
     schema: awsSchema,
     validate: (properties: unknown) => [...extraChecks(properties), ...operatorProblems(properties, options.allow)],
     create(raw: unknown) {
@@ -88,6 +89,8 @@ export function awsProviderKind(options: AwsProviderKindOptions = {}): ProviderK
         destroy: async (ids) => (await provider()).destroy(ids),
         describe: async (tags) => (await provider()).describe(tags),
         tag: async (ids, tags) => (await provider()).tag!(ids, tags),
+        stop: async (ids) => (await provider()).stop!(ids),
+        start: async (ids) => (await provider()).start!(ids),
       });
     },
     // A region (and endpoint) is a separate world of instances; a change of either moves the machines.

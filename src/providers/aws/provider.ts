@@ -4,6 +4,8 @@ import {
   DescribeInstancesCommand,
   DescribeSubnetsCommand,
   RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
   type EC2Client,
   type Filter,
@@ -22,15 +24,13 @@ import { inCidr } from './subnets.js';
 const { group: GROUP_TAG, config: CONFIG_TAG, logicalId: LOGICAL_ID_TAG, cluster: CLUSTER_TAG } = TAG;
 /** EC2's limit of tags per resource. */
 const TAG_LIMIT = 50;
-/** Most ids one TerminateInstances accepts. */
-const TERMINATE_BATCH = 1000;
-/** Ids per CreateTags: EC2 publishes no limit, so the same as for TerminateInstances. */
-const TAG_BATCH = 1000;
+/** Ids per TerminateInstances (its limit), and per CreateTags, StopInstances and StartInstances (no published limit). */
+const ID_BATCH = 1000;
 const LIVE_STATES: readonly InstanceState[] = ['pending', 'running', 'stopping', 'stopped'];
 const ANY_STATE = [...LIVE_STATES, 'shutting-down', 'terminated'];
 /** Errors local to one subnet's availability zone: another subnet may still have room. */
 const CAPACITY_CODES = ['InsufficientInstanceCapacity', 'InsufficientFreeAddressesInSubnet'];
-/** For TerminateInstances and CreateTags these mean the instance is already gone. */
+/** For calls on instance ids (TerminateInstances, CreateTags, StopInstances, StartInstances) these mean it is gone. */
 const GONE_CODES = ['InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed'];
 /** Anything else cannot name an instance, so destroying it is trivially done. */
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -101,8 +101,17 @@ export class AwsInstanceProvider implements InstanceProvider {
   }
 
   async destroy(ids: readonly string[]): Promise<void> {
-    const existing = [...new Set(ids)].filter((id) => INSTANCE_ID.test(id));
-    for (let i = 0; i < existing.length; i += TERMINATE_BATCH) await this.terminate(existing.slice(i, i + TERMINATE_BATCH));
+    await this.batched('TerminateInstances', ids, (some) => this.client.send(new TerminateInstancesCommand({ InstanceIds: some })), 'terminated');
+  }
+
+  /** StopInstances: the instances keep their EBS volumes and private addresses, and EC2 bills only the volumes. */
+  async stop(ids: readonly string[]): Promise<void> {
+    await this.batched('StopInstances', ids, (some) => this.client.send(new StopInstancesCommand({ InstanceIds: some })), 'stopped');
+  }
+
+  /** StartInstances: they boot from their volumes, and EC2 sets their LaunchTime anew. */
+  async start(ids: readonly string[]): Promise<void> {
+    await this.batched('StartInstances', ids, (some) => this.client.send(new StartInstancesCommand({ InstanceIds: some })), 'started');
   }
 
   async describe(tags: Tags): Promise<Instance[]> {
@@ -117,14 +126,17 @@ export class AwsInstanceProvider implements InstanceProvider {
   async tag(ids: readonly string[], tags: Tags): Promise<void> {
     const Tags: Tag[] = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
     if (Tags.length === 0) return;
-    const existing = [...new Set(ids)].filter((id) => INSTANCE_ID.test(id));
-    for (let i = 0; i < existing.length; i += TAG_BATCH) {
-      const batch = existing.slice(i, i + TAG_BATCH);
-      const done = await this.skippingGone('CreateTags', batch, (some) => this.client.send(new CreateTagsCommand({ Resources: some, Tags })));
-      if (done.length > 0) this.logger.info({ count: done.length, ids: done, keys: Object.keys(tags) }, 'tagged');
-    }
+    await this.batched('CreateTags', ids, (some) => this.client.send(new CreateTagsCommand({ Resources: some, Tags })), 'tagged', { keys: Object.keys(tags) });
   }
 
+  /** An EC2 call on instance ids, ID_BATCH at a time, skipping ids that cannot name an instance or are gone. */
+  private async batched(operation: string, ids: readonly string[], send: (ids: string[]) => Promise<unknown>, done: string, extra: object = {}): Promise<void> {
+    const existing = [...new Set(ids)].filter((id) => INSTANCE_ID.test(id));
+    for (let i = 0; i < existing.length; i += ID_BATCH) {
+      const acted = await this.skippingGone(operation, existing.slice(i, i + ID_BATCH), send);
+      if (acted.length > 0) this.logger.info({ count: acted.length, ids: acted, ...extra }, done);
+    }
+  }
 
   private async launch(launch: Launch, group: string): Promise<Ec2Instance[]> {
     const tags: Tag[] = Object.entries(launch.tags).map(([Key, Value]) => ({ Key, Value }));
@@ -159,12 +171,6 @@ export class AwsInstanceProvider implements InstanceProvider {
       }
     }
     throw lastError;
-  }
-
-  /** Terminates up to one batch, dropping ids EC2 reports as gone until the rest succeeds. */
-  private async terminate(ids: readonly string[]): Promise<void> {
-    const done = await this.skippingGone('TerminateInstances', ids, (some) => this.client.send(new TerminateInstancesCommand({ InstanceIds: some })));
-    if (done.length > 0) this.logger.info({ count: done.length, ids: done }, 'terminated');
   }
 
   /**

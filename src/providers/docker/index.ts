@@ -31,6 +31,7 @@ export function dockerProviderKind(options: DockerProviderKindOptions = {}): Pro
   const clients = new Map<string, { docker: Docker; names: MachineNames }>();
   return {
     name: 'docker',
+    stoppable: true,
     schema: dockerSchema,
     validate(properties: unknown) {
       const problems = checkProperties(properties);

@@ -86,10 +86,28 @@ export class DockerInstanceProvider implements InstanceProvider {
   }
 
   async destroy(ids: readonly string[]): Promise<void> {
+    // 404: already gone; 409: a removal is already in progress.
+    await this.each(ids, 'remove', (c) => c.remove({ force: true, v: true }), [404, 409], 'machine removed');
+  }
+
+  /**
+   * Stops machines (SIGTERM, then SIGKILL after 10 s): the machine image stops its dockerd, and its volume and init
+   * marker stay, so a start boots it as it was. 304: already stopped; 404: gone.
+   */
+  async stop(ids: readonly string[]): Promise<void> {
+    await this.each(ids, 'stop', (c) => c.stop({ t: 10 }), [304, 404], 'machine stopped');
+  }
+
+  /** Starts stopped machines again: the image sees its init marker and only starts dockerd. 304: already running. */
+  async start(ids: readonly string[]): Promise<void> {
+    await this.each(ids, 'start', (c) => c.start(), [304], 'machine started again');
+  }
+
+  /** One call per machine, `concurrency` at a time, logged unless answered with an `expected` status (nothing to do). */
+  private async each(ids: readonly string[], operation: string, fn: (c: Docker.Container) => Promise<unknown>, expected: readonly number[], done: string): Promise<void> {
     const results = await mapLimit([...new Set(ids)], this.concurrency, async (id) => {
-      // 404: already gone; 409: a removal is already in progress.
-      const removed = await this.call('remove', () => this.docker.getContainer(id).remove({ force: true, v: true }), [404, 409]);
-      if (removed !== undefined) this.logger.info({ id }, 'machine removed');
+      const acted = await this.call(operation, async () => (await fn(this.docker.getContainer(id)), true), expected);
+      if (acted) this.logger.info({ id }, done);
     });
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -133,7 +151,7 @@ export class DockerInstanceProvider implements InstanceProvider {
       );
       if (created !== undefined) {
         this.names.seen(spec, intent, index);
-        return this.start(spec, labels, created, name);
+        return this.boot(spec, labels, created, name);
       }
       // 409: a concurrent or earlier attempt of this decision made it (then take it over), or, should it ever happen,
       // another decision's container has the name (then take a fresh one).
@@ -152,11 +170,11 @@ export class DockerInstanceProvider implements InstanceProvider {
     seen ??= await this.inspect(container);
     if (!sameDecision(seen.labels, labels)) throw new Error(`container ${seen.id} exists with other labels`);
     if (seen.status !== 'created') return this.toInstance(seen);
-    return this.start(spec, labels, container, seen.id);
+    return this.boot(spec, labels, container, seen.id);
   }
 
   /** Copies the init script in and starts the container; removes it again if that fails. */
-  private async start(spec: InstanceSpec, labels: Tags, container: Docker.Container, name: string): Promise<Instance> {
+  private async boot(spec: InstanceSpec, labels: Tags, container: Docker.Container, name: string): Promise<Instance> {
     try {
       if (spec.init !== '') {
         const archive = tar([

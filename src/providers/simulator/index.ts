@@ -24,7 +24,7 @@ interface Machine {
 /** The simulated infrastructure; shared by every group and by controller restarts, like a real cloud. */
 export class SimulatedCloud {
   readonly machines = new Map<string, Machine>();
-  readonly calls = { provision: 0, destroy: 0, describe: 0 };
+  readonly calls = { provision: 0, destroy: 0, describe: 0, stop: 0, start: 0 };
   private next = 0;
   private dice: number;
 
@@ -38,6 +38,12 @@ export class SimulatedCloud {
   /** Removes a machine behind Capstan's back. */
   lose(id: string): void {
     this.machines.delete(id);
+  }
+
+  /** Stops or starts a machine (a warm pool kept stopped); a machine gone is left alone. */
+  power(id: string, state: 'running' | 'stopped'): void {
+    const m = this.machines.get(id);
+    if (m) this.machines.set(id, { ...m, instance: { ...m.instance, state } });
   }
 
   list(tags: Tags = {}): Instance[] {
@@ -99,6 +105,7 @@ export function simulatorProviderKind(cloud = new SimulatedCloud()): ProviderKin
   return {
     name: 'simulator',
     schema,
+    stoppable: true,
     cloud,
     create(properties: unknown): InstanceProvider {
       const o = properties as SimulatorOptions;
@@ -107,6 +114,8 @@ export function simulatorProviderKind(cloud = new SimulatedCloud()): ProviderKin
         provision: (specs) => cloud.call('provision', () => specs.map((s) => cloud.create(s, o.describeLagMs ?? 0)), o),
         destroy: (ids) => cloud.call('destroy', () => ids.forEach((id) => cloud.lose(id)), o),
         describe: (tags) => cloud.call('describe', () => cloud.visible(tags), o),
+        stop: (ids) => cloud.call('stop', () => ids.forEach((id) => cloud.power(id, 'stopped')), o),
+        start: (ids) => cloud.call('start', () => ids.forEach((id) => cloud.power(id, 'running')), o),
       });
     },
   };
