@@ -9,7 +9,7 @@ import { durationMs } from '../spi/quantity.js';
 import type { Logger } from '../log.js';
 import { readSchema } from '../package.js';
 import { problemsOf, problemText, validator } from '../schema.js';
-import type { Duration, Flavor, FlavorKind, HealthReport, Instance, InstanceSpec, MachineLabels, PrepareContext } from '../spi/index.js';
+import type { Duration, Flavor, FlavorKind, HealthReport, Instance, InstanceSpec, InstanceState, MachineLabels, PrepareContext } from '../spi/index.js';
 import { GROUP_LABEL, LINK_TAG, linked, swarmOf, type Role, type Swarm, type SwarmNode } from './swarm-api.js';
 import { renderInit, SHELL_SAFE, templated, TEMPLATE_VARIABLES, VARIABLE, type InitProperties, type TemplateVariable } from './swarm-init.js';
 import { GHOST_AFTER_MS, tidyNodes } from './swarm-tidy.js';
@@ -107,16 +107,18 @@ export function machineLabels(properties: SwarmFlavorProperties, groupId: string
 
 /**
  * Health of an instance from the nodes linked to it: none yet is unknown; two live ones (joined twice), Down,
- * disconnected, not Active, or for a manager not a reachable manager, is unhealthy.
+ * disconnected, not Active, or for a manager not a reachable manager, is unhealthy. A node of the warm pool (drained,
+ * labelled capstan.warm=true) is healthy if it could serve once activated, and a stopped machine's node of the pool,
+ * Down on purpose, too; a running machine's Down node of the pool (it is starting, or broke) is an unhealthy one.
  */
-export function assessNodes(nodes: readonly SwarmNode[], role: Role): HealthReport {
+export function assessNodes(nodes: readonly SwarmNode[], role: Role, state: InstanceState = 'running'): HealthReport {
   if (nodes.length === 0) return { health: 'unknown' };
   const live = nodes.filter((n) => n.Status.State !== 'down');
   const node = live[0] ?? nodes[0]!;
-  if (live.length !== 1) return { health: 'unhealthy', link: node.ID };
-  if (node.Status.State === 'unknown') return { health: 'unknown', link: node.ID };
-  // A node of the warm pool is drained on purpose: healthy if it could serve once activated.
   const warm = node.Spec.Availability === 'drain' && node.Spec.Labels?.[WARM_LABEL] === 'true';
+  if (warm && (state === 'stopped' || state === 'stopping') && live.length <= 1) return { health: 'healthy', link: node.ID, warm: true };
+  if (live.length !== 1) return { health: 'unhealthy', link: node.ID, ...(warm ? { warm: true } : {}) };
+  if (node.Status.State === 'unknown') return { health: 'unknown', link: node.ID };
   const serving = node.Status.State === 'ready' && (node.Spec.Availability === 'active' || warm);
   const member = role === 'worker' || (node.Spec.Role === 'manager' && node.ManagerStatus?.Reachability === 'reachable');
   return { health: serving && member ? 'healthy' : 'unhealthy', link: node.ID, ...(warm ? { warm: true } : {}) };
@@ -167,7 +169,7 @@ class SwarmFlavor implements Flavor {
    */
   async health(instances: readonly Instance[]): Promise<Map<string, HealthReport>> {
     const byLink = linked(await this.swarm.nodes());
-    const reports = instances.map((i) => [i, assessNodes(byLink.get(i.tags[LINK_TAG] ?? '') ?? [], this.role)] as const);
+    const reports = instances.map((i) => [i, assessNodes(byLink.get(i.tags[LINK_TAG] ?? '') ?? [], this.role, i.state)] as const);
     const nodeIds = new Set(reports.flatMap(([, r]) => (r.link ? [r.link] : [])));
     const counts = nodeIds.size ? await this.taskCounts(nodeIds).catch(() => undefined) : undefined;
     const nodeById = new Map([...byLink.values()].flat().map((n) => [n.ID, n]));
@@ -223,11 +225,13 @@ class SwarmFlavor implements Flavor {
 
   /**
    * Puts the machine's node in the warm pool (availability drain and the label capstan.warm=true, in one update, so
-   * its health never reads drained-by-someone) or takes it out (active, without the label).
+   * its health never reads drained-by-someone) or takes it out (active, without the label). The node of a machine
+   * just started from the pool is still Down: its spec is updated all the same, and holds when it is Ready again.
    */
   async standby(instance: Instance, warm: boolean): Promise<void> {
-    const node = (linked(await this.swarm.nodes()).get(instance.tags[LINK_TAG] ?? '') ?? []).find((n) => n.Status.State !== 'down');
-    if (!node) return;
+    const nodes = linked(await this.swarm.nodes()).get(instance.tags[LINK_TAG] ?? '') ?? [];
+    const node = nodes.find((n) => n.Status.State !== 'down') ?? nodes[0];
+    if (!node) throw new Error(`no Swarm node of ${instance.id} to ${warm ? 'put in the warm pool' : 'activate'}`);
     await this.swarm.update(node.ID, (spec) => {
       const { [WARM_LABEL]: _, ...labels } = spec.Labels ?? {};
       return warm ? { Availability: 'drain', Labels: { ...labels, [WARM_LABEL]: 'true' } } : { Availability: 'active', Labels: labels };

@@ -36,7 +36,7 @@ export class Actuator {
       actions.map(async (a) => {
         try {
           if (a.kind === 'destroy') await this.destroy(cfg, this.members.list.filter((i) => a.ids.includes(i.id)), a.reason);
-          else if (a.kind === 'standby') await this.standby(cfg, a.warm, a.active);
+          else if (a.kind === 'standby') await this.standby(cfg, a);
           else await this.provision(cfg, a.count, a.logicalIds);
           return true;
         } catch (err) {
@@ -81,20 +81,46 @@ export class Actuator {
     this.provisions++;
   }
 
-  /** Puts members in the warm pool and takes them out (the flavor sets their availability), each by its own flavor. */
-  private async standby(cfg: Config, warm: readonly string[], active: readonly string[]): Promise<void> {
-    const moves = [...warm.map((id) => [id, true] as const), ...active.map((id) => [id, false] as const)];
+  /**
+   * The warm pool's moves: starts the stopped machines first (a stopped member is activated after its start), then
+   * puts members in the pool or takes them out (the flavor sets their availability), then drains and stops machines
+   * the pool keeps stopped; each through the provider and flavor of its own location.
+   */
+  private async standby(cfg: Config, a: Extract<Action, { kind: 'standby' }>): Promise<void> {
     const byId = new Map(this.members.list.map((i) => [i.id, i]));
-    const results = await mapLimit(moves, this.o.concurrency, async ([id, toWarm]) => {
-      const instance = byId.get(id);
-      const { flavor } = this.members.ownerOf(id, cfg);
-      if (!instance || !flavor.standby) return;
+    const each = async (ids: readonly string[], step: (i: Instance, o: Owner) => Promise<void>) => {
+      const results = await mapLimit(ids, this.o.concurrency, async (id) => {
+        const instance = byId.get(id);
+        if (instance) await step(instance, this.members.ownerOf(id, cfg));
+      });
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    };
+    const power = async (i: Instance, o: Owner, verb: 'start' | 'stop') => {
+      const call = o.provider[verb]?.bind(o.provider);
+      if (!call) throw new Error(`the provider of ${i.id} cannot ${verb} machines`);
       this.fence();
-      await flavor.standby(instance, toWarm);
-      this.log.info({ event: toWarm ? 'instance.warm' : 'instance.activated', id }, toWarm ? `${id} put in the warm pool` : `${id} activated from the warm pool`);
+      await call([i.id]);
+    };
+    await each(a.start, async (i, o) => {
+      await power(i, o, 'start');
+      this.members.startedNow([i.id]);
+      this.log.info({ event: 'instance.started', id: i.id }, `${i.id} of the warm pool started`);
     });
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const moves = [...a.warm.map((id) => [id, true] as const), ...a.active.map((id) => [id, false] as const)];
+    const warm = new Set(a.warm);
+    await each(moves.map(([id]) => id), async (i, { flavor }) => {
+      if (!flavor.standby) return;
+      this.fence();
+      await flavor.standby(i, warm.has(i.id));
+      this.log.info({ event: warm.has(i.id) ? 'instance.warm' : 'instance.activated', id: i.id }, warm.has(i.id) ? `${i.id} put in the warm pool` : `${i.id} activated from the warm pool`);
+    });
+    await each(a.stop, async (i, o) => {
+      this.fence();
+      await o.flavor.drain(i);
+      await power(i, o, 'stop');
+      this.log.info({ event: 'instance.stopped', id: i.id }, `${i.id} of the warm pool stopped`);
+    });
   }
 
   /** Drains and destroys, each instance through the provider and flavor of the location it lives in. */

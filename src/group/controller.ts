@@ -111,10 +111,10 @@ export class Controller implements GroupController {
     const size = desiredSize(spec);
     const pool = 'size' in spec.allocation ? Math.max(0, Math.min(spec.warm?.size ?? 0, (spec.bounds?.max ?? Infinity) - size)) : 0;
     const standby = p.actions.find((a) => a.kind === 'standby');
+    const moves = standby?.kind === 'standby' ? { warm: standby.warm, activate: standby.active, stop: standby.stop, start: standby.start } : {};
     return {
       create: Math.max(0, size + pool - current),
-      ...(standby?.kind === 'standby' && standby.warm.length ? { warm: standby.warm } : {}),
-      ...(standby?.kind === 'standby' && standby.active.length ? { activate: standby.active } : {}),
+      ...Object.fromEntries(Object.entries(moves).filter(([, ids]) => ids.length > 0)),
       createLogicalIds: [...missing, ...replace.map((i) => logicalIdOf(i)).filter((id): id is string => id !== undefined)],
       destroy,
       replace: replace.map((i) => i.id),

@@ -1,4 +1,5 @@
 import type { HealthReport, Instance } from '../spi/index.js';
+import { durationMs } from '../spi/quantity.js';
 import { ownInstances, TAG } from './identity.js';
 import type { Config, Owner } from './owners.js';
 import type { Observed } from './plan-types.js';
@@ -24,6 +25,8 @@ export class Members {
   private readonly destroyed = new Map<string, number>();
   private readonly healthySince = new Map<string, number>();
   private readonly unhealthySince = new Map<string, number>();
+  /** When this replica started stopped machines (the warm pool): their nodes read Down until their engines rejoin. */
+  private readonly started = new Map<string, number>();
   /** Which location's provider listed each instance (launches not yet listed are the current one's). */
   private owners = new Map<string, Owner>();
   health = new Map<string, HealthReport>();
@@ -68,9 +71,16 @@ export class Members {
     const observed: Observed[] = [];
     let healthy = 0;
     let unhealthy = 0;
+    const wakeMs = durationMs(cfg.version.spec.update.healthTimeout);
     for (const instance of members) {
       const h = this.health.get(instance.id);
-      const health = h?.health ?? 'unknown';
+      let health = h?.health ?? 'unknown';
+      // A machine started moments ago is no evidence yet, like one just launched, until healthy or its deadline.
+      const started = this.started.get(instance.id);
+      if (started !== undefined) {
+        if (health === 'healthy' || now - started > wakeMs) this.started.delete(instance.id);
+        else if (health === 'unhealthy') health = 'unknown';
+      }
       const o: Mutable<Observed> = { instance, health };
       if (health === 'healthy') {
         healthy++;
@@ -87,9 +97,9 @@ export class Members {
       observed.push(o);
     }
     // Members are distinct, so more entries than members counted means some are of instances gone.
-    if (this.healthySince.size > healthy || this.unhealthySince.size > unhealthy) {
+    if (this.healthySince.size > healthy || this.unhealthySince.size > unhealthy || this.started.size > 0) {
       const live = new Set(members.map((i) => i.id));
-      for (const map of [this.healthySince, this.unhealthySince]) for (const id of map.keys()) if (!live.has(id)) map.delete(id);
+      for (const map of [this.healthySince, this.unhealthySince, this.started]) for (const id of map.keys()) if (!live.has(id)) map.delete(id);
     }
     return observed;
   }
@@ -105,6 +115,12 @@ export class Members {
     const known = new Set(this.list.map((i) => i.id));
     this.list = [...this.list, ...instances.filter((i) => !known.has(i.id))];
     this.revision++;
+  }
+
+  /** Started machines read `unknown`, not unhealthy, until they are healthy or their health deadline passes. */
+  startedNow(ids: readonly string[]): void {
+    const at = this.o.clock();
+    for (const id of ids) this.started.set(id, at);
   }
 
   destroyedNow(instances: readonly Instance[]): void {

@@ -47,8 +47,12 @@ export type DestroyReason = 'scale-down' | 'update' | 'unknown-id' | 'duplicate'
 export type Action =
   | { readonly kind: 'provision'; readonly count: number; readonly logicalIds?: readonly string[] }
   | { readonly kind: 'destroy'; readonly ids: readonly string[]; readonly reason: DestroyReason }
-  /** Warm pool: members to put in the pool (`warm`: the flavor drains them) and to take out of it (`active`). */
-  | { readonly kind: 'standby'; readonly warm: readonly string[]; readonly active: readonly string[] };
+  /**
+   * Warm pool: members to put in the pool (`warm`: the flavor drains them) and to take out of it (`active`), and
+   * machines of the pool to stop (drained first) and to start (before any activation: `start` and `active` both name
+   * a stopped member to activate).
+   */
+  | { readonly kind: 'standby'; readonly warm: readonly string[]; readonly active: readonly string[]; readonly stop: readonly string[]; readonly start: readonly string[] };
 
 /** The remediation breaker's view of one pass. */
 export interface RepairStatus {

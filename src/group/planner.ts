@@ -1,4 +1,4 @@
-import type { GroupSpec, UpdateProgress } from '../spi/index.js';
+import type { GroupSpec, UpdateProgress, WarmState } from '../spi/index.js';
 import type { Action, Observed, Plan, PlanInput, RepairStatus } from './plan-types.js';
 import { configOf, logicalIdOf } from './identity.js';
 import { durationMs, resolveQuantity } from '../spi/quantity.js';
@@ -38,7 +38,8 @@ export function plan(input: PlanInput): Plan {
     return { o, current, available, failed, repairable, free: o.health === 'unhealthy' || (late && neverJoined) };
   });
   const size = desiredOf(spec);
-  const broken = facts.filter((f) => f.repairable || f.o.health === 'unhealthy').length;
+  // A pool member's Down node is not a symptom of anything shared until its repair is due: it may be waking up.
+  const broken = facts.filter((f) => f.repairable || (f.o.health === 'unhealthy' && !f.o.warm)).length;
   const limit = Math.max(1, resolveQuantity(spec.repair?.maxUnhealthy ?? REPAIR_DEFAULTS.maxUnhealthy, size, 'down'));
   const repair: RepairStatus =
     broken > limit
@@ -46,9 +47,10 @@ export function plan(input: PlanInput): Plan {
       : { broken, limit };
   const ctx = { input, facts, healthTimeout, repair };
   const p = 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size, spec.warm?.size ?? 0);
-  // Acting, or members not known healthy or unhealthy yet: only a new observation shows what comes of them.
+  // Acting, members not known healthy or unhealthy yet, or pool members waking or stopping: only a new observation
+  // shows what comes of them.
   const look = input.lookMs;
-  const waiting = look !== undefined && (p.actions.length > 0 || input.observed.some((o) => o.health === 'unknown'));
+  const waiting = look !== undefined && (p.actions.length > 0 || input.observed.some((o) => o.health === 'unknown' || (o.warm && (o.instance.state === 'stopping' || (o.health !== 'healthy' && o.instance.state !== 'stopped')))));
   const wakeAt = Math.min(nextChange(input, healthyFor, unhealthyFor, healthTimeout) ?? Infinity, waiting ? now + look : Infinity);
   return Number.isFinite(wakeAt) ? { ...p, wakeAt } : p;
 }
@@ -128,25 +130,36 @@ function scaleInFrom(list: readonly Facts[], order: (a: Facts, b: Facts) => numb
 
 /**
  * The warm pool's moves among the members that stay: members not in the pool (booting ones included: they join
- * active) short of `size` are made up from the pool, healthy and current ones first, the longest there first; a pool
- * short of `warmWanted` takes active members beyond `size`, machines still joining first (they are warmed once they
- * have joined), then healthy ones with the fewest tasks, newest first. Never a protected member or Capstan's own.
+ * active) short of `size` are made up from the pool, healthy running ones first, then ones waking, then stopped ones
+ * (started, then activated), current ones and the longest there first; a pool short of `warmWanted` takes active
+ * members beyond `size`, machines still joining first (they are warmed once they have joined), then healthy ones with
+ * the fewest tasks, newest first. Never a protected member or Capstan's own. Then the pool's machines are brought to
+ * the state it keeps them in: healthy running ones stopped (`stopped`), stopped ones started (`running`).
  */
-function standby(staying: readonly Facts[], size: number, warmWanted: number, selfId: string | undefined): Action {
+function standby(staying: readonly Facts[], size: number, warmWanted: number, selfId: string | undefined, keep: WarmState): Action {
   const warm = staying.filter((f) => f.o.warm);
   const active = staying.filter((f) => !f.o.warm);
+  const state = (f: Facts) => f.o.instance.state;
   if (active.length < size) {
-    const ready = (f: Facts) => Number(f.o.health !== 'healthy') * 2 + Number(!f.current);
-    const take = [...warm].sort((a, b) => ready(a) - ready(b) || a.o.instance.launchedAt - b.o.instance.launchedAt || (idOf(a) < idOf(b) ? -1 : 1));
-    return { kind: 'standby', warm: [], active: take.slice(0, size - active.length).map(idOf) };
+    const rank = (f: Facts) => (state(f) === 'stopped' ? 2 : state(f) === 'stopping' ? 3 : f.o.health === 'healthy' ? 0 : 1);
+    const ready = (f: Facts) => rank(f) * 2 + Number(!f.current);
+    const take = [...warm].sort((a, b) => ready(a) - ready(b) || a.o.instance.launchedAt - b.o.instance.launchedAt || (idOf(a) < idOf(b) ? -1 : 1)).slice(0, size - active.length);
+    // A stopping machine is activated once it has stopped and can start again.
+    const go = take.filter((f) => state(f) !== 'stopping');
+    return pool({ active: go.map(idOf), start: go.filter((f) => state(f) === 'stopped').map(idOf) });
   }
   const joining = active.filter((f) => f.o.health !== 'healthy').length;
   const short = Math.min(active.length - size, warmWanted - warm.length) - joining;
-  if (short <= 0) return { kind: 'standby', warm: [], active: [] };
-  const candidates = active.filter((f) => f.o.health === 'healthy' && !f.o.protected && idOf(f) !== selfId);
+  const candidates = short > 0 ? active.filter((f) => f.o.health === 'healthy' && !f.o.protected && idOf(f) !== selfId) : [];
   candidates.sort((a, b) => (a.o.tasks ?? 0) - (b.o.tasks ?? 0) || b.o.instance.launchedAt - a.o.instance.launchedAt || (idOf(a) < idOf(b) ? -1 : 1));
-  return { kind: 'standby', warm: candidates.slice(0, short).map(idOf), active: [] };
+  const power =
+    keep === 'stopped'
+      ? { stop: warm.filter((f) => state(f) === 'running' && f.o.health === 'healthy' && !f.o.protected && idOf(f) !== selfId).map(idOf) }
+      : { start: warm.filter((f) => state(f) === 'stopped').map(idOf) };
+  return pool({ warm: candidates.slice(0, Math.max(0, short)).map(idOf), ...power });
 }
+
+const pool = (moves: Partial<Omit<Extract<Action, { kind: 'standby' }>, 'kind'>>): Action => ({ kind: 'standby', warm: [], active: [], stop: [], start: [], ...moves });
 
 /** `list` without the members of `gone`, in one pass. */
 const without = (list: readonly Facts[], gone: readonly Facts[]): Facts[] => {
@@ -170,7 +183,7 @@ function failureOf(members: readonly Facts[], healthTimeout: number): string | u
 }
 
 function finish(actions: Action[], total: number, members: readonly Facts[], ctx: Ctx, failure?: string): Plan {
-  const kept = actions.filter((a) => (a.kind === 'provision' ? a.count > 0 : a.kind === 'standby' ? a.warm.length + a.active.length > 0 : a.ids.length > 0));
+  const kept = actions.filter((a) => (a.kind === 'provision' ? a.count > 0 : a.kind === 'standby' ? a.warm.length + a.active.length + a.stop.length + a.start.length > 0 : a.ids.length > 0));
   const converged = !kept.length && members.length === total && members.every((f) => f.current && f.available);
   return { actions: kept, update: progress(total, members, ctx.input.paused, failure), converged, repair: ctx.repair, ...(failure ? { failure } : {}) };
 }
@@ -221,7 +234,7 @@ function planSized(ctx: Ctx, active: number, warm: number): Plan {
     const broken = old.length ? [] : repairs(members, ctx, Math.max(1, maxUnavailable));
     actions.push({ kind: 'destroy', ids: broken.map(idOf), reason: 'repair' });
     actions.push({ kind: 'provision', count: Math.min(size, max) - members.length });
-    if (pooled) actions.push(standby(without(members, broken), active, warmWanted, input.selfInstanceId));
+    if (pooled) actions.push(standby(without(members, broken), active, warmWanted, input.selfInstanceId, spec.warm?.state ?? 'running'));
     return finish(actions, size, members, ctx, failure);
   }
 
@@ -240,7 +253,7 @@ function planSized(ctx: Ctx, active: number, warm: number): Plan {
     }
   }
   actions.push({ kind: 'destroy', ids: replace.map(idOf), reason: 'update' });
-  if (pooled) actions.push(standby(without(members, replace), active, warmWanted, input.selfInstanceId));
+  if (pooled) actions.push(standby(without(members, replace), active, warmWanted, input.selfInstanceId, spec.warm?.state ?? 'running'));
   return finish(actions, size, members, ctx);
 }
 

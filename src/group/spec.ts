@@ -86,6 +86,7 @@ export function validateSpec(raw: unknown, plugins: Plugins): GroupSpec {
   if (spec.warm && spec.warm.size > 0) {
     if (!('size' in allocation)) problems.push({ path: '/warm', message: 'a warm pool needs allocation.size, not logicalIds' });
     if (flavor && !flavor.warm) problems.push({ path: '/warm', message: `flavor ${spec.flavor.kind} keeps no warm pool (swarm-worker does)` });
+    if (spec.warm.state === 'stopped' && provider && !provider.stoppable) problems.push({ path: '/warm/state', message: `provider ${spec.instance.provider} cannot stop machines: use state running` });
   }
   problems.push(...(plugins.checks ?? []).flatMap((check) => check(spec)));
   // A size outside the spec's own bounds, and nothing else wrong, is outOfBounds whichever method asked (as a scale).

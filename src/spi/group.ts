@@ -17,10 +17,14 @@ export interface GroupSpec {
   readonly scaleIn?: 'least-busy' | 'newest' | 'oldest';
   /**
    * A warm pool (swarm-worker groups of a size): `size` machines beyond the group's size, booted and joined with
-   * Swarm availability drain, activated first on a scale-up; within bounds.max.
+   * Swarm availability drain, activated first on a scale-up; within bounds.max. `state: stopped` (where the provider
+   * can stop machines) keeps them stopped once drained: cheaper, and slower to activate (a boot and a rejoin).
    */
-  readonly warm?: { readonly size: number };
+  readonly warm?: { readonly size: number; readonly state?: WarmState };
 }
+
+/** How the warm pool's machines wait: joined and drained (`running`, the default), or drained and then stopped. */
+export type WarmState = 'running' | 'stopped';
 
 export type Allocation = { readonly size: number } | { readonly logicalIds: readonly string[] };
 
@@ -150,6 +154,9 @@ export interface PlanPreview {
   readonly warm?: readonly string[];
   /** Instance ids of the warm pool that would be activated now (a larger size takes warm machines first). */
   readonly activate?: readonly string[];
+  /** Instance ids of the warm pool that would be stopped now (a pool kept stopped), or started (to activate, or kept running). */
+  readonly stop?: readonly string[];
+  readonly start?: readonly string[];
 }
 
 /** The reconciling loop as the group service sees it. Only the leader's controller acts. */

@@ -110,7 +110,11 @@ t.test('health from linked nodes', async (t) => {
   t.equal(assessNodes([node('n1', 'ready')], 'manager').health, 'unhealthy', 'a manager instance that is no manager');
   const warm = node('n1', 'ready', { Spec: { Role: 'worker', Availability: 'drain', Labels: { 'capstan.warm': 'true' } } });
   t.same(assessNodes([warm], 'worker'), { health: 'healthy', link: 'n1', warm: true }, 'drained for the warm pool: healthy, warm');
-  t.equal(assessNodes([{ ...warm, Status: { State: 'down' } }], 'worker').health, 'unhealthy', 'a warm node that is Down');
+  const downWarm = { ...warm, Status: { State: 'down' as const } };
+  t.same(assessNodes([downWarm], 'worker'), { health: 'unhealthy', link: 'n1', warm: true }, 'a warm node that is Down while its machine runs (waking, or broken)');
+  t.same(assessNodes([downWarm], 'worker', 'stopped'), { health: 'healthy', link: 'n1', warm: true }, 'Down because its machine was stopped for the pool');
+  t.same(assessNodes([warm], 'worker', 'stopping'), { health: 'healthy', link: 'n1', warm: true }, 'still Ready while its machine stops');
+  t.same(assessNodes([node('n1', 'down')], 'worker', 'stopped'), { health: 'unhealthy', link: 'n1' }, 'a stopped machine outside the pool');
   t.same(assessNodes([node('n1', 'ready', { Spec: { Role: 'worker', Availability: 'active', Labels: { 'capstan.warm': 'true' } } })], 'worker'), { health: 'healthy', link: 'n1' }, 'active: serving, not warm');
   const manager = (reachability: 'reachable' | 'unreachable') =>
     node('m1', 'ready', { Spec: { Role: 'manager', Availability: 'active' }, ManagerStatus: { Reachability: reachability, Addr: '10.0.0.1:2377' } });

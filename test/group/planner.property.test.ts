@@ -6,15 +6,15 @@ import fc from 'fast-check';
 import type { Observed, Plan } from '../../src/group/plan-types.js';
 import { plan } from '../../src/group/planner.js';
 import { resolveQuantity } from '../../src/spi/quantity.js';
-import type { GroupSpec, Health, Instance } from '../../src/spi/index.js';
+import type { GroupSpec, Health, Instance, WarmState } from '../../src/spi/index.js';
 import { inst, logicalSpec, sizedSpec } from './fixtures.js';
 
 interface Machine {
   readonly instance: Instance;
   /** When the provider starts listing it (describe lag). */
   readonly visibleAt: number;
-  /** When it becomes healthy; Infinity for a config that never boots. */
-  readonly healthyAt: number;
+  /** When it becomes healthy (again, once started); Infinity for a config that never boots. */
+  healthyAt: number;
   sick: boolean;
   /** The controller's memory: gone when a new leader takes over. */
   healthySince?: number;
@@ -26,6 +26,8 @@ interface Machine {
   tasks?: number;
   /** In the warm pool (only in worlds with one). */
   warm?: boolean;
+  /** Stopped by the provider (a pool kept stopped): its node is Down, labelled warm if it is in the pool. */
+  stopped?: boolean;
 }
 
 type Event =
@@ -63,19 +65,19 @@ const world = fc.record({
 
 type World = typeof world extends fc.Arbitrary<infer W> ? W : never;
 
-function specOf(w: World, size: number, config: number, warm?: number): GroupSpec {
+function specOf(w: World, size: number, config: number, warm?: number, warmState: WarmState = 'running'): GroupSpec {
   const update = { maxUnavailable: w.maxUnavailable, maxSurge: w.maxSurge, healthTimeout: '60s', healthyFor: '5s', onFailure: 'pause' } as const;
   const repair = { unhealthyFor: '30s', maxUnhealthy: w.maxUnhealthy } as const;
   const max = w.max === undefined ? undefined : Math.max(w.max, size);
   const base = w.logical ? logicalSpec(Array.from({ length: size }, (_, i) => `id${i}`), { update, repair }) : sizedSpec(size, { update, repair });
-  const pool = warm === undefined || w.logical ? {} : { warm: { size: warm } };
+  const pool = warm === undefined || w.logical ? {} : { warm: { size: warm, state: warmState } };
   return { ...base, instance: { provider: 'simulator', properties: { config } }, ...(max === undefined ? {} : { bounds: { max } }), ...pool };
 }
 
 function simulate(
   w: World,
   check: (ctx: { spec: GroupSpec; before: Machine[]; after: Machine[]; p: Plan; hash: string; now: number; faulted: boolean }) => void,
-  opts: { protectRate?: number; warm?: number } = {},
+  opts: { protectRate?: number; warm?: number; warmState?: WarmState } = {},
 ) {
   let rand = w.seed >>> 0;
   const random = () => ((rand = (Math.imul(rand ^ (rand >>> 15), 2246822507) + 0x9e3779b9) >>> 0) / 2 ** 32);
@@ -88,10 +90,12 @@ function simulate(
   const machines: Machine[] = [];
 
   const pass = () => {
-    const spec = specOf(w, size, config, opts.warm);
+    const spec = specOf(w, size, config, opts.warm, opts.warmState);
     const hash = `c${config}`;
     // What Swarm says: right after an election every joined node that is not Down reads `unknown`.
-    const healthOf = (m: Machine): Health => (m.sick ? 'unhealthy' : now < electionUntil && m.joined ? 'unknown' : now >= m.healthyAt ? 'healthy' : 'unknown');
+    // A stopped machine's node is Down: healthy only as a member of the pool, which keeps it so on purpose.
+    const healthOf = (m: Machine): Health =>
+      m.stopped ? (m.warm ? 'healthy' : 'unhealthy') : m.sick ? 'unhealthy' : now < electionUntil && m.joined ? 'unknown' : now >= m.healthyAt ? 'healthy' : 'unknown';
     for (const m of machines) {
       const h = healthOf(m);
       if (h === 'healthy') {
@@ -103,7 +107,7 @@ function simulate(
     }
     // Listed instances plus the ones the controller launched and the provider does not list yet: all of them.
     const observed: Observed[] = machines.map((m) => ({
-      instance: m.instance,
+      instance: m.stopped ? { ...m.instance, state: 'stopped' as const } : m.instance,
       health: healthOf(m),
       ...(m.healthySince === undefined ? {} : { healthySince: m.healthySince }),
       ...(m.unhealthySince === undefined ? {} : { unhealthySince: m.unhealthySince }),
@@ -124,6 +128,15 @@ function simulate(
       if (a.kind === 'destroy') {
         for (const id of a.ids) machines.splice(machines.findIndex((m) => m.instance.id === id), 1);
       } else if (a.kind === 'standby') {
+        for (const m of machines) {
+          if (a.stop.includes(m.instance.id) && (!m.warm || a.active.includes(m.instance.id))) throw new Error(`${m.instance.id} stopped, not a member of the pool`);
+          if (a.active.includes(m.instance.id) && m.stopped && !a.start.includes(m.instance.id)) throw new Error(`${m.instance.id} activated while stopped`);
+          if (a.start.includes(m.instance.id)) {
+            delete m.stopped;
+            m.healthyAt = now + w.bootMs;
+          }
+          if (a.stop.includes(m.instance.id)) m.stopped = true;
+        }
         for (const m of machines) if (a.warm.includes(m.instance.id)) m.warm = true;
         for (const m of machines) if (a.active.includes(m.instance.id)) delete m.warm;
       } else {
@@ -284,9 +297,9 @@ t.test('protected machines are never chosen by scale-in, and the group still con
   t.pass('no protected machine scaled in over 300 random histories');
 });
 
-t.test('warm pool: never above bounds.max, no launch twice, converges with the pool at its size', async (t) => {
+t.test('warm pool: never above bounds.max, no launch twice, converges with the pool at its size (kept running or stopped)', async (t) => {
   fc.assert(
-    fc.property(world, fc.integer({ min: 1, max: 3 }), (w0, warm) => {
+    fc.property(world, fc.integer({ min: 1, max: 3 }), fc.constantFrom<WarmState>('running', 'stopped'), (w0, warm, warmState) => {
       const w = { ...w0, logical: false };
       const end = simulate(
         w,
@@ -294,18 +307,20 @@ t.test('warm pool: never above bounds.max, no launch twice, converges with the p
           const max = spec.bounds?.max ?? Infinity;
           if (!faulted && after.length > max && after.length > before.length) throw new Error(`grew to ${after.length}, above max ${max}`);
         },
-        { warm },
+        { warm, warmState },
       );
       const max = w.max === undefined ? Infinity : Math.max(w.max, end.size);
       const pool = Math.min(warm, max - end.size);
       if (!end.last.converged || end.machines.length !== end.size + pool) return false;
       if (end.machines.filter((m) => m.warm).length !== pool) return false;
+      // Converged: the pool's machines in the state it keeps them in, every active one running.
+      if (end.machines.some((m) => !!m.stopped !== (m.warm === true && warmState === 'stopped'))) return false;
       // From empty with no events: exactly size + pool launched, however slow the machines are to be listed.
       let launched = 0;
-      const calm = simulate({ ...w, events: [], failRate: 0 }, ({ p }) => void (launched += p.actions.reduce((n, a) => n + (a.kind === 'provision' ? a.count : 0), 0)), { warm });
+      const calm = simulate({ ...w, events: [], failRate: 0 }, ({ p }) => void (launched += p.actions.reduce((n, a) => n + (a.kind === 'provision' ? a.count : 0), 0)), { warm, warmState });
       return launched === calm.size + Math.min(warm, (w.max === undefined ? Infinity : Math.max(w.max, calm.size)) - calm.size);
     }),
     { numRuns: 300 },
   );
-  t.pass('300 random histories with a warm pool');
+  t.pass('300 random histories with a warm pool, kept running or stopped');
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Action, PlanInput } from '../../src/group/plan-types.js';
+import type { Action, Observed, PlanInput } from '../../src/group/plan-types.js';
 import { plan } from '../../src/group/planner.js';
 import { inst, logicalSpec, obs, sizedSpec } from './fixtures.js';
 
@@ -211,7 +211,7 @@ t.test('warm pool: made beyond the size, the idle newest member put in it once e
   const joined = (id: string, launchedAt: number, tasks: number) => ({ ...obs(inst(id, 'new', { launchedAt })), tasks });
   t.same(run({ spec, observed: [joined('a', 10, 1), joined('b', 20, 0), booting('c')] }).actions, [], 'a machine still joining will be the warm one');
   const all = run({ spec, observed: [joined('a', 10, 1), joined('b', 20, 0), joined('c', 30, 2)] });
-  t.same(all.actions, [{ kind: 'standby', warm: ['b'], active: [] }], 'the one with the fewest tasks');
+  t.same(all.actions, [{ kind: 'standby', warm: ['b'], active: [], stop: [], start: [] }], 'the one with the fewest tasks');
   t.equal(all.converged, false);
   const steady = run({ spec, observed: [joined('a', 10, 1), { ...joined('b', 20, 0), warm: true }, joined('c', 30, 2)] });
   t.same(steady.actions, []);
@@ -235,7 +235,7 @@ t.test('warm pool: a scale-up activates warm members first and refills the pool,
   p = run({ spec, observed: [a, b, { ...w, warm: false }, n] });
   t.same(p.actions, []);
   p = run({ spec, observed: [a, b, { ...w, warm: false }, { ...obs(inst('n', 'new', { launchedAt: NOW - 500 })), tasks: 0 }] });
-  t.same(p.actions, [{ kind: 'standby', warm: ['n'], active: [] }], 'the refill joins the pool');
+  t.same(p.actions, [{ kind: 'standby', warm: ['n'], active: [], stop: [], start: [] }], 'the refill joins the pool');
   // A scale-up of 2 with one warm member: it is activated, and two are launched (one to serve, one for the pool).
   const two = run({ spec: sizedSpec(4, { warm: { size: 1 } }), observed: [a, b, w] });
   t.same(standbys(two.actions).active, ['w']);
@@ -282,4 +282,73 @@ t.test('warm pool: rolled by an update like any member; its replacement joins th
   t.same(standbys(p.actions), { warm: ['n'], active: [] }, 'its replacement put in the pool');
   p = run({ spec, observed: [a, { ...n, warm: true }] });
   t.equal(p.converged, true);
+});
+
+const power = (as: readonly Action[]) => {
+  const s = as.find((a) => a.kind === 'standby');
+  return s && s.kind === 'standby' ? { stop: [...s.stop], start: [...s.start] } : { stop: [], start: [] };
+};
+const stopped = (o: Observed): Observed => ({ ...o, instance: { ...o.instance, state: 'stopped' } });
+
+t.test('warm pool kept stopped: a member is stopped once it is in the pool; never an active, protected or own one', async (t) => {
+  const spec = sizedSpec(2, { warm: { size: 2, state: 'stopped' } });
+  const a = { ...obs(inst('a', 'new', { launchedAt: 10 })), tasks: 1 };
+  const b = { ...obs(inst('b', 'new', { launchedAt: 20 })), tasks: 2 };
+  const w1 = { ...obs(inst('w1', 'new', { launchedAt: 30 })), warm: true, tasks: 0 };
+  const w2 = { ...obs(inst('w2', 'new', { launchedAt: 40 })), warm: true, tasks: 0 };
+  // Put in the pool first (drained, labelled), stopped on a later pass: never in the same one.
+  const joined = run({ spec, observed: [a, b, { ...w1, warm: false }, w2] });
+  t.same(standbys(joined.actions), { warm: ['w1'], active: [] });
+  t.same(power(joined.actions), { stop: ['w2'], start: [] }, 'only the member already in the pool is stopped');
+  t.same(power(run({ spec, observed: [a, b, w1, w2], selfInstanceId: 'w2' }).actions), { stop: ['w1'], start: [] }, "never Capstan's own machine");
+  t.same(power(run({ spec, observed: [a, b, w1, { ...w2, protected: true }] }).actions), { stop: ['w1'], start: [] }, 'never a protected one');
+  // Stopped and stopping members of the pool are where they should be; a waking one (its node Down) is left to wake.
+  const rest = run({ spec, observed: [a, b, stopped(w1), { ...w2, instance: { ...w2.instance, state: 'stopping' } }] });
+  t.same(rest.actions, [], 'nothing to do');
+  t.equal(rest.converged, true);
+  t.same(run({ spec, observed: [a, b, stopped(w1), { ...w2, health: 'unhealthy' }] }).actions, [], 'a pool member waking or broken is not stopped before it is healthy');
+  // The running pool (the default) starts stopped members instead, and stops none.
+  const running = run({ spec: sizedSpec(2, { warm: { size: 2 } }), observed: [a, b, stopped(w1), w2] });
+  t.same(power(running.actions), { stop: [], start: ['w1'] });
+  t.same(standbys(running.actions), { warm: [], active: [] }, 'started, it stays in the pool');
+});
+
+t.test('warm pool kept stopped: a scale-up starts and activates stopped members, running ones first, none twice', async (t) => {
+  const a = obs(inst('a', 'new', { launchedAt: 10 }));
+  const w1 = stopped({ ...obs(inst('w1', 'new', { launchedAt: 30 })), warm: true });
+  const w2 = stopped({ ...obs(inst('w2', 'new', { launchedAt: 40 })), warm: true });
+  const spec = (size: number) => sizedSpec(size, { warm: { size: 2, state: 'stopped' } });
+  let p = run({ spec: spec(2), observed: [a, w1, w2] });
+  t.same(standbys(p.actions), { warm: [], active: ['w1'] }, 'the longest in the pool activated...');
+  t.same(power(p.actions), { stop: [], start: ['w1'] }, '...after it is started');
+  t.equal(provisions(p.actions), 1, 'and the pool refilled');
+  // Started and activated, its node still Down: it counts as active (booting), nothing is started twice.
+  const waking = { ...w1, warm: false, health: 'unknown' as const, instance: { ...w1.instance, state: 'running' as const } };
+  p = run({ spec: spec(2), observed: [a, waking, w2, obs(inst('n', 'new', { launchedAt: NOW - 100 }), 'unknown')] });
+  t.same(p.actions, [], 'no second start, no second launch');
+  // A warm member running and healthy goes before stopped ones; one started but not yet activated (a new leader after
+  // the start) before stopped ones too; a stopping one waits until it can start.
+  const ready = { ...obs(inst('r', 'new', { launchedAt: 50 })), warm: true };
+  p = run({ spec: sizedSpec(2, { warm: { size: 3, state: 'stopped' } }), observed: [a, w1, w2, ready] });
+  t.same(standbys(p.actions).active, ['r']);
+  t.same(power(p.actions).start, []);
+  const half = { ...ready, health: 'unhealthy' as const };
+  p = run({ spec: sizedSpec(3, { warm: { size: 1, state: 'stopped' } }), observed: [a, w1, half] });
+  t.same(standbys(p.actions).active, ['r', 'w1']);
+  t.same(power(p.actions).start, ['w1']);
+  const stopping = { ...w1, instance: { ...w1.instance, state: 'stopping' as const } };
+  p = run({ spec: spec(2), observed: [a, stopping] });
+  t.same(standbys(p.actions).active, [], 'a stopping machine is not activated yet');
+  t.equal(run({ spec: spec(2), observed: [a, stopping], lookMs: 1000 }).wakeAt, NOW + 1000, 'it is looked at again soon');
+});
+
+t.test("warm pool: members waking with Down nodes do not open the repair breaker until their repair is due", async (t) => {
+  const spec = sizedSpec(3, { warm: { size: 3, state: 'stopped' } });
+  const serving = ['a', 'b', 'c'].map((id) => obs(inst(id, 'new', { launchedAt: 10 })));
+  const waking = ['w1', 'w2', 'w3'].map((id) => ({ ...obs(inst(id, 'new', { launchedAt: 10 }), 'unhealthy'), warm: true, joined: true, unhealthySince: NOW - 1000 }));
+  const p = run({ spec, observed: [...serving, ...waking] });
+  t.equal(p.repair.blocked, undefined, '3 waking pool members of a size of 3 do not block repairs');
+  t.equal(p.repair.broken, 0);
+  const late = waking.map((w) => ({ ...w, unhealthySince: NOW - 10 * 60_000 }));
+  t.match(run({ spec, observed: [...serving, ...late] }).repair.blocked, /3 of 6 members unhealthy/, 'once their repair is due, they count');
 });

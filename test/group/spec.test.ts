@@ -121,4 +121,17 @@ t.test('warm: a pool of a size, only for a flavor that keeps one (swarm-worker) 
   t.match(problemsOf({ ...good(), warm: { size: -1 } }), [{ path: '/warm/size' }]);
   t.match(problemsOf({ ...good(), warm: { count: 1 } }), [{ path: '/warm' }]);
   t.equal(configHash(pool({ warm: { size: 3 } })), configHash(pool({})), 'not part of the config hash');
+  // Kept stopped: only where the provider can stop machines.
+  t.same(pool({ warm: { size: 1, state: 'stopped' } }).warm, { size: 1, state: 'stopped' }, 'the simulator can');
+  const unstoppable: Plugins = { ...pooled, providers: new Map([...pooled.providers].map(([name, kind]) => [name, { ...kind, stoppable: false }])) };
+  const refused = (() => {
+    try {
+      validateSpec({ ...good(), flavor: { kind: 'pooled', properties: {} }, warm: { size: 1, state: 'stopped' } }, unstoppable);
+    } catch (e) {
+      return e instanceof InvalidError ? [...e.problems] : e;
+    }
+  })();
+  t.match(refused, [{ path: '/warm/state', message: /cannot stop machines: use state running/ }]);
+  t.match(problemsOf({ ...good(), warm: { size: 1, state: 'hibernated' } }), [{ path: '/warm/state' }]);
+  t.equal(configHash(pool({ warm: { size: 1, state: 'stopped' } })), configHash(pool({})), 'nor is its state');
 });

@@ -91,3 +91,58 @@ t.test('a scale-up of 1 activates the warm node and refills the pool with one ne
   await until('the third task to run on a new machine', async () => (await running()).length === 3, 120_000);
   t.comment(`cold: scaleUp -> pending task running on a new machine ${Date.now() - c0} ms`);
 });
+
+// The pool kept stopped (warm.state stopped), on the machines the test above left: 3 active, no pool, 3 tasks running.
+// One machine is launched for the pool, joins, is drained and then stopped; its Down node is no reason to replace it
+// (repair.unhealthyFor is short here, so a wrong verdict would show). A fourth task pending and a scale-up start it
+// again: the same machine and node serve the task, and exactly one new machine refills the pool, stopped in turn.
+t.test('a pool kept stopped: its machine stopped and kept, then started and activated by a scale-up', async (t) => {
+  const spec = (size: number) =>
+    validate({
+      id,
+      allocation: { size },
+      warm: { size: 1, state: 'stopped' },
+      instance: { provider: 'docker', properties: { engine: engineHost(), network: id } },
+      flavor: { kind: 'swarm-worker', properties: { managerAddr, drainTimeout: '20s' } },
+      update: { healthyFor: '0s' },
+      repair: { unhealthyFor: '5s' },
+    });
+  const state = async (machine: string) => (await docker.getContainer(machine).inspect()).State.Status;
+  const stoppedWarm = () => (status()?.instances ?? []).filter((i) => i.warm && i.state === 'stopped');
+  const active = activeLinks().sort();
+  await service.commit(spec(3));
+  await until('a warm member, stopped', async () => status()?.converged === true && stoppedWarm().length === 1, 180_000);
+  const [pooled] = stoppedWarm();
+  t.equal(await state(pooled!.id), 'exited', 'its container is stopped');
+  await until('its node to be Down', async () => (await nodeOf(pooled!.link!)).Status.State === 'down', 60_000);
+  const node = await nodeOf(pooled!.link!);
+  t.equal(node.Spec.Availability, 'drain');
+  t.equal(node.Spec.Labels?.['capstan.warm'], 'true');
+  t.same(activeLinks().sort(), active, 'the active members are the same');
+  // Twice repair.unhealthyFor: a Down node read as evidence would have had the machine replaced by now.
+  const kept = new Set(await machines());
+  await new Promise((r) => setTimeout(r, 10_000));
+  t.same(new Set(await machines()), kept, 'no machine replaced or added while the pooled one is stopped');
+  t.equal(status()?.repair?.broken, 0, 'nothing counted broken');
+  t.equal(await state(pooled!.id), 'exited', 'still stopped');
+
+  const inspect = await docker.getService(work).inspect();
+  await docker.getService(work).update({ ...inspect.Spec, version: inspect.Version.Index, Mode: { Replicated: { Replicas: 4 } } });
+  await until('three running, one pending', async () => (await running()).length === 3 && (await docker.listTasks({ filters: { service: [work], 'desired-state': ['running'] } })).length === 4, 30_000);
+  const t0 = Date.now();
+  await service.scaleUp(id);
+  await until('the stopped machine running again', async () => (await state(pooled!.id)) === 'running', 30_000);
+  const started = Date.now() - t0;
+  await until('the pending task to run on its node', async () => (await running()).some((x) => x.NodeID === pooled!.link), 60_000);
+  t.comment(`warm, stopped: scaleUp -> machine started ${started} ms, -> pending task running on it ${Date.now() - t0} ms`);
+  const served = await nodeOf(pooled!.link!);
+  t.equal(served.Spec.Availability, 'active', 'the same node, active');
+  t.notOk(served.Spec.Labels?.['capstan.warm'], 'out of the pool');
+
+  await until('the pool refilled and stopped', async () => status()?.converged === true && stoppedWarm().length === 1 && activeLinks().length === 4, 180_000);
+  const after = await machines();
+  t.same(after.filter((m) => !kept.has(m)).length, 1, 'one machine launched by the scale-up: nothing twice');
+  t.ok([...kept].every((m) => after.includes(m)), 'every machine from before is still there');
+  t.not(stoppedWarm()[0]!.id, pooled!.id, 'the new machine is the one in the pool');
+  t.same(activeLinks().sort(), [...active, pooled!.link!].sort(), 'the node that was stopped in the pool now serves');
+});
