@@ -29,9 +29,10 @@ const idle = { state: 'idle', total: 0, done: 0, failed: 0 } as const;
 /**
  * The controller's word, checked against what it observed: right after a new version is applied, a status can
  * still carry the previous pass's verdict while the instances plainly do not match the new size or config yet.
+ * Members of the warm pool are beyond the size (the planner's verdict includes the pool's).
  */
 function converged(status: GroupStatus): boolean {
-  return status.converged && status.instances.length === status.size && status.instances.every((i) => i.config === status.configHash);
+  return status.converged && status.instances.filter((i) => !i.warm).length === status.size && status.instances.every((i) => i.config === status.configHash);
 }
 
 const notFound = (id: string): CapstanError => new CapstanError('notFound', `no group ${id}`, { id });

@@ -62,6 +62,14 @@ t.test('group.describe reports the stored version and the controller status', as
   t.match(resized.result, { version: 2, size: 4, converged: false }, 'three instances are not four');
   h.controller.statuses.set('workers', { ...status, version: 2, configHash: 'cfg-new' });
   t.equal((await h.call('group.describe', { id: 'workers' })).result.converged, false, 'instances on the old config');
+  // A warm pool's members are beyond the size: 4 serving and 2 warm is a converged group of size 4.
+  const pooled = convergedStatus('workers', 2, 6);
+  const warm = { ...pooled, size: 4, instances: pooled.instances.map((i, n) => (n >= 4 ? { ...i, warm: true } : i)) };
+  h.controller.statuses.set('workers', warm);
+  t.equal((await h.call('group.describe', { id: 'workers' })).result.converged, true, 'a full warm pool beyond the size');
+  t.equal((await h.call('group.list', {})).result.find((g: { id: string }) => g.id === 'workers').converged, true, 'and in the list');
+  h.controller.statuses.set('workers', { ...warm, instances: [...warm.instances.slice(0, 3), ...warm.instances.slice(4)] });
+  t.equal((await h.call('group.describe', { id: 'workers' })).result.converged, false, 'serving members short of the size');
 
   t.equal((await h.fail('group.describe', { id: 'nope' })).code, ErrorCode.notFound);
 });
