@@ -189,8 +189,9 @@ export function decide(state: AutoscaleState): Outcome {
     const covered = bins.get(m)!.filter((b) => b.booting).flatMap((b) => b.tasks);
     if (added.length) {
       const ids = added.flatMap((b) => b.tasks);
-      // Warm members not already taken by the size (booting counts them): the planner activates these first.
-      const warm = Math.max(0, m.members.filter((n) => n.ready && !n.active && n.labels[WARM_LABEL] === 'true').length - (booting.get(m.id) ?? 0));
+      // Warm members not already taken by the size (booting counts them): the planner activates these first, Ready
+      // ones and those of a pool kept stopped (Down) alike.
+      const warm = Math.max(0, m.members.filter((n) => !n.active && n.labels[WARM_LABEL] === 'true').length - (booting.get(m.id) ?? 0));
       const fromPool = Math.min(warm, added.length);
       actions.push({
         at: now,
@@ -198,6 +199,7 @@ export function decide(state: AutoscaleState): Outcome {
         action: 'scale-up',
         reason: 'pending-tasks',
         count: added.length,
+        ...(fromPool ? { fromPool } : {}),
         size: m.desired + added.length,
         tasks: ids,
         message: `${ids.length} task(s) pending for up to ${oldest(ids) / 1000}s fit ${added.length} new machine(s) of group ${m.id}${fromPool ? ` (${fromPool} from its warm pool)` : ''}: ${summarize(ids)}`,

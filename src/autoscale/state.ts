@@ -105,6 +105,8 @@ export interface Decision {
   readonly message: string;
   /** scale-up: machines to add. */
   readonly count?: number;
+  /** scale-up: how many of them the group's warm pool gives (activated, started first if stopped) instead of new ones. */
+  readonly fromPool?: number;
   /** New desired size of the group. */
   readonly size?: number;
   /** scale-down: the instance to destroy and the Swarm node it is. */

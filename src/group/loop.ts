@@ -185,7 +185,9 @@ export class GroupLoop {
       else this.log.info({ event: 'repair.unblocked', broken: p.repair.broken, limit: p.repair.limit }, 'repairs allowed again');
     }
     const healthy = observed.filter((o) => o.health === 'healthy').length;
-    const key = `${cfg.version.version}|${observed.length}|${healthy}|${p.update.state}|${p.update.done}|${p.update.failed}|${p.converged}`;
+    // A member moving into or out of the warm pool, or being stopped or started there, is a move to watch too.
+    const pool = observed.filter((o) => o.warm).map((o) => `${o.instance.id}:${o.instance.state}`).join();
+    const key = `${cfg.version.version}|${observed.length}|${healthy}|${p.update.state}|${p.update.done}|${p.update.failed}|${p.converged}|${pool}`;
     if (key === this.progressKey) return;
     this.progressKey = key;
     const size = desiredSize(cfg.version.spec);

@@ -75,7 +75,12 @@ t.test('warm pool: a warm node is not capacity until activated, so a scale-up th
   const pending = [task('a')];
   // Size 2, two full active workers and one warm: the task wants a machine; the scale-up will activate the warm one.
   const steady = decide(state({ spec, nodes: [node('n0', 'web'), node('n1', 'web'), warm('w')], pending }));
-  t.match(ups(steady.decisions), [{ count: 1, size: 3, message: /fit 1 new machine\(s\) of group web \(1 from its warm pool\)/ }]);
+  t.match(ups(steady.decisions), [{ count: 1, fromPool: 1, size: 3, message: /fit 1 new machine\(s\) of group web \(1 from its warm pool\)/ }]);
+  // A pool kept stopped: its node is Down (not ready), and it is still what the scale-up takes first.
+  const stopped = decide(state({ spec, nodes: [node('n0', 'web'), node('n1', 'web'), { ...warm('w'), ready: false }], pending }));
+  t.match(ups(stopped.decisions), [{ count: 1, fromPool: 1, message: /\(1 from its warm pool\)/ }]);
+  const cold = decide(state({ spec, nodes: [node('n0', 'web'), node('n1', 'web')], pending }));
+  t.equal(ups(cold.decisions)[0]?.fromPool, undefined, 'no pool: nothing from it');
   // Size 3 committed, the warm node not activated yet: it counts as a machine on its way, nothing more is added.
   const spec3 = group('web', 3);
   const committed = decide({ ...state({ spec: spec3, nodes: [node('n0', 'web'), node('n1', 'web'), warm('w')], pending }), groups: [{ spec: spec3, status: status(spec3, ['n0', 'n1', 'w']), flavor: swarmWorker }] });
