@@ -53,13 +53,22 @@ export function staleNodes(nodes: readonly SwarmNode[], v: StaleView): { node: S
   return out;
 }
 
+/**
+ * Launch times of the live machines that may be joining now: running or booting, with no node that is not Down. A
+ * stopped machine (a pool kept stopped) is no join in progress, though its node is Down.
+ */
+export function joiningLaunches(live: readonly Instance[], byLink: ReadonlyMap<string, readonly SwarmNode[]>): number[] {
+  const joining = live.filter((i) => i.state !== 'stopped' && i.state !== 'stopping' && !(byLink.get(i.tags[LINK_TAG] ?? '') ?? []).some((n) => n.Status.State !== 'down'));
+  return joining.map((i) => i.launchedAt);
+}
+
 /** Removes what staleNodes names, and puts `nodeLabels` on the live instances' nodes that lack them. */
 export async function tidyNodes(swarm: Swarm, group: string, live: readonly Instance[], nodeLabels: Readonly<Record<string, string>>, ghostAfterMs: number): Promise<void> {
   const nodes = await swarm.nodes();
   const now = Date.now();
   const byLink = linked(nodes);
   const nodesOf = (i: Instance) => byLink.get(i.tags[LINK_TAG] ?? '') ?? [];
-  swarm.unjoined.set(group, { at: now, launchedAt: live.filter((i) => !nodesOf(i).some((n) => n.Status.State !== 'down')).map((i) => i.launchedAt) });
+  swarm.unjoined.set(group, { at: now, launchedAt: joiningLaunches(live, byLink) });
   for (const [g, u] of swarm.unjoined) if (now - u.at > UNJOINED_TTL_MS) swarm.unjoined.delete(g);
 
   const wanted = Object.entries(nodeLabels);

@@ -16,7 +16,7 @@ import { GHOST_AFTER_MS, tidyNodes } from './swarm-tidy.js';
 
 export { GROUP_LABEL, INSTANCE_LABEL, LINK_TAG, quorumRefusal, type ManagerView, type Role, type SwarmNode } from './swarm-api.js';
 export { renderInit, TEMPLATE_VARIABLES, type TemplateVariable } from './swarm-init.js';
-export { staleNodes, type StaleReason, type StaleView } from './swarm-tidy.js';
+export { joiningLaunches, staleNodes, type StaleReason, type StaleView } from './swarm-tidy.js';
 
 export interface SwarmFlavorProperties extends InitProperties {
   readonly managerAddr?: string;

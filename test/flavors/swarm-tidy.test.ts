@@ -2,7 +2,7 @@
 // interrupted join (a machine killed between its join certificate and its first session) on the tests' engine.
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { GROUP_LABEL, staleNodes, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
+import { GROUP_LABEL, joiningLaunches, LINK_TAG, staleNodes, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
 import { silentLogger } from '../../src/log.js';
 import { dockerProviderKind } from '../../src/providers/docker/index.js';
 import { engine, engineHost } from '../support/engine.js';
@@ -55,6 +55,15 @@ t.test('stale nodes: only those no live machine can be, never Capstan\'s own or 
   t.same(removed({ ...view, unjoined: [now - 60_000] }), removed(view), 'one launched after them cannot be');
   t.same(removed({ ...view, group: 'other' }), ['down-other-group: machine gone', 'ghost-old: interrupted join', 'ghost-down: interrupted join'], 'labelled nodes only of the group');
   t.same(removed({ ...view, ghostAfterMs: 20 * 60_000 }), ['down-gone: machine gone'], 'ghosts only once older than the age');
+  // Which machines may be joining: no node, or only Down ones, and not stopped (a pool kept stopped).
+  const machine = (id: string, state: 'running' | 'stopped' | 'stopping', launchedAt: number) => ({ id, state, launchedAt, tags: { [LINK_TAG]: id } });
+  const byLink = new Map([
+    ['up', [node('n-up', 'ready')]],
+    ['down', [node('n-down', 'down')]],
+    ['pooled', [node('n-pooled', 'down')]],
+  ]);
+  const live = [machine('up', 'running', 1), machine('down', 'running', 2), machine('pooled', 'stopped', 3), machine('new', 'running', 4), machine('stopping', 'stopping', 5)];
+  t.same(joiningLaunches(live, byLink), [2, 4], 'a machine whose node is Down, and one with none; not the stopped ones');
 });
 
 t.test('a node left by an interrupted join goes once stale, not while a machine that may be it has not joined', async (t) => {
