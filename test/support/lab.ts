@@ -2,13 +2,14 @@
 // subnet, so that it cannot collide with a developer's lab (default /tmp/capstan-lab, prefix clab, 10.77/16).
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 
 const run = promisify(execFile);
-const script = fileURLToPath(new URL('../../swarm/lab.sh', import.meta.url));
+// From test/support, or from dist/test/support when a compiled benchmark (bench/warm-lab.ts) uses a lab.
+const script = ['../../swarm/lab.sh', '../../../swarm/lab.sh'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => existsSync(p))!;
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
