@@ -77,11 +77,10 @@ export class Members {
       let health = h?.health ?? 'unknown';
       // A machine started moments ago is no evidence yet, like one just launched, until healthy or its deadline.
       const started = this.started.get(instance.id);
-      if (started !== undefined) {
-        if (health === 'healthy' || now - started > wakeMs) this.started.delete(instance.id);
-        else if (health === 'unhealthy') health = 'unknown';
-      }
-      const o: Mutable<Observed> = { instance, health };
+      const waking = started !== undefined && health !== 'healthy' && now - started <= wakeMs;
+      if (started !== undefined && !waking) this.started.delete(instance.id);
+      if (waking && health === 'unhealthy') health = 'unknown';
+      const o: Mutable<Observed> = { instance, health, ...(waking ? { waking } : {}) };
       if (health === 'healthy') {
         healthy++;
         o.healthySince = since(this.healthySince, instance.id, now);

@@ -21,6 +21,8 @@ export interface Observed {
   readonly protected?: boolean;
   /** A member of the warm pool: joined, serving nothing (Swarm availability drain), ready to be activated. */
   readonly warm?: boolean;
+  /** Started by this replica (from a pool kept stopped) and not healthy yet: its engine is rejoining. */
+  readonly waking?: boolean;
 }
 
 export interface PlanInput {
@@ -77,3 +79,18 @@ export interface Plan {
    */
   readonly wakeAt?: number;
 }
+
+/** What the planner derives of one observed member, once per pass. */
+export interface Facts {
+  readonly o: Observed;
+  readonly current: boolean;
+  readonly available: boolean;
+  /** A new instance that did not become a member by its deadline (never joined, or joined and is unhealthy). */
+  readonly failed: boolean;
+  /** Positive evidence long enough to replace it: unhealthy for `repair.unhealthyFor`, or failed. */
+  readonly repairable: boolean;
+  /** Costs no availability to replace (unhealthy or never joined); `unknown` members are never free. */
+  readonly free: boolean;
+}
+
+export const idOf = (f: Facts): string => f.o.instance.id;

@@ -1,19 +1,8 @@
-import type { GroupSpec, UpdateProgress, WarmState } from '../spi/index.js';
-import type { Action, Observed, Plan, PlanInput, RepairStatus } from './plan-types.js';
+import type { GroupSpec, UpdateProgress } from '../spi/index.js';
+import { idOf, type Action, type Facts, type Plan, type PlanInput, type RepairStatus } from './plan-types.js';
+import { standby } from './warm-pool.js';
 import { configOf, logicalIdOf } from './identity.js';
 import { durationMs, resolveQuantity } from '../spi/quantity.js';
-
-interface Facts {
-  readonly o: Observed;
-  readonly current: boolean;
-  readonly available: boolean;
-  /** A new instance that did not become a member by its deadline (never joined, or joined and is unhealthy). */
-  readonly failed: boolean;
-  /** Positive evidence long enough to replace it: unhealthy for `repair.unhealthyFor`, or failed. */
-  readonly repairable: boolean;
-  /** Costs no availability to replace (unhealthy or never joined); `unknown` members are never free. */
-  readonly free: boolean;
-}
 
 /** Defaults of the `repair` section, also when a stored spec predates it. */
 export const REPAIR_DEFAULTS = { unhealthyFor: '5m', maxUnhealthy: '40%' } as const;
@@ -80,8 +69,6 @@ interface Ctx {
   readonly repair: RepairStatus;
 }
 
-const idOf = (f: Facts): string => f.o.instance.id;
-
 /** Which member goes first on scale-in, after named, unhealthy and outdated ones (schemas/group.json `scaleIn`). */
 export type ScaleIn = 'least-busy' | 'newest' | 'oldest';
 
@@ -127,39 +114,6 @@ function scaleInFrom(list: readonly Facts[], order: (a: Facts, b: Facts) => numb
   const poolLast = (a: Facts, b: Facts) => Number(!a.free && !!a.o.warm) - Number(!b.free && !!b.o.warm) || order(a, b);
   return [...surplus, ...firstIn(without(candidates, surplus), poolLast, count - surplus.length)];
 }
-
-/**
- * The warm pool's moves among the members that stay: members not in the pool (booting ones included: they join
- * active) short of `size` are made up from the pool, healthy running ones first, then ones waking, then stopped ones
- * (started, then activated), current ones and the longest there first; a pool short of `warmWanted` takes active
- * members beyond `size`, machines still joining first (they are warmed once they have joined), then healthy ones with
- * the fewest tasks, newest first. Never a protected member or Capstan's own. Then the pool's machines are brought to
- * the state it keeps them in: healthy running ones stopped (`stopped`), stopped ones started (`running`).
- */
-function standby(staying: readonly Facts[], size: number, warmWanted: number, selfId: string | undefined, keep: WarmState): Action {
-  const warm = staying.filter((f) => f.o.warm);
-  const active = staying.filter((f) => !f.o.warm);
-  const state = (f: Facts) => f.o.instance.state;
-  if (active.length < size) {
-    const rank = (f: Facts) => (state(f) === 'stopped' ? 2 : state(f) === 'stopping' ? 3 : f.o.health === 'healthy' ? 0 : 1);
-    const ready = (f: Facts) => rank(f) * 2 + Number(!f.current);
-    const take = [...warm].sort((a, b) => ready(a) - ready(b) || a.o.instance.launchedAt - b.o.instance.launchedAt || (idOf(a) < idOf(b) ? -1 : 1)).slice(0, size - active.length);
-    // A stopping machine is activated once it has stopped and can start again.
-    const go = take.filter((f) => state(f) !== 'stopping');
-    return pool({ active: go.map(idOf), start: go.filter((f) => state(f) === 'stopped').map(idOf) });
-  }
-  const joining = active.filter((f) => f.o.health !== 'healthy').length;
-  const short = Math.min(active.length - size, warmWanted - warm.length) - joining;
-  const candidates = short > 0 ? active.filter((f) => f.o.health === 'healthy' && !f.o.protected && idOf(f) !== selfId) : [];
-  candidates.sort((a, b) => (a.o.tasks ?? 0) - (b.o.tasks ?? 0) || b.o.instance.launchedAt - a.o.instance.launchedAt || (idOf(a) < idOf(b) ? -1 : 1));
-  const power =
-    keep === 'stopped'
-      ? { stop: warm.filter((f) => state(f) === 'running' && f.o.health === 'healthy' && !f.o.protected && idOf(f) !== selfId).map(idOf) }
-      : { start: warm.filter((f) => state(f) === 'stopped').map(idOf) };
-  return pool({ warm: candidates.slice(0, Math.max(0, short)).map(idOf), ...power });
-}
-
-const pool = (moves: Partial<Omit<Extract<Action, { kind: 'standby' }>, 'kind'>>): Action => ({ kind: 'standby', warm: [], active: [], stop: [], start: [], ...moves });
 
 /** `list` without the members of `gone`, in one pass. */
 const without = (list: readonly Facts[], gone: readonly Facts[]): Facts[] => {
@@ -233,8 +187,12 @@ function planSized(ctx: Ctx, active: number, warm: number): Plan {
     // `repair.unhealthyFor`, or never a member by their deadline (a machine that could not join, say).
     const broken = old.length ? [] : repairs(members, ctx, Math.max(1, maxUnavailable));
     actions.push({ kind: 'destroy', ids: broken.map(idOf), reason: 'repair' });
-    actions.push({ kind: 'provision', count: Math.min(size, max) - members.length });
-    if (pooled) actions.push(standby(without(members, broken), active, warmWanted, input.selfInstanceId, spec.warm?.state ?? 'running'));
+    const moves = pooled ? standby(without(members, broken), active, warmWanted, input.selfInstanceId, spec.warm?.state ?? 'running') : undefined;
+    // A stopped member being woken to serve is refilled once it serves: a new machine launched at the same time
+    // could join first and take the task it wakes for.
+    const waking = moves?.kind === 'standby' ? moves.start.filter((id) => moves.active.includes(id)).length + members.filter((f) => f.o.waking && !f.o.warm).length : 0;
+    actions.push({ kind: 'provision', count: Math.max(0, Math.min(size, max) - members.length - waking) });
+    if (moves) actions.push(moves);
     return finish(actions, size, members, ctx, failure);
   }
 

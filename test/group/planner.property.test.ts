@@ -28,6 +28,8 @@ interface Machine {
   warm?: boolean;
   /** Stopped by the provider (a pool kept stopped): its node is Down, labelled warm if it is in the pool. */
   stopped?: boolean;
+  /** Started by the controller (its memory, gone with a new leader) and not healthy yet. */
+  waking?: boolean;
 }
 
 type Event =
@@ -115,6 +117,7 @@ function simulate(
       ...(m.protected ? { protected: true } : {}),
       ...(m.tasks === undefined ? {} : { tasks: m.tasks }),
       ...(m.warm ? { warm: true } : {}),
+      ...(m.waking && healthOf(m) !== 'healthy' ? { waking: true } : {}),
     }));
     const p = plan({ spec, configHash: hash, observed, now, paused });
     if (p.failure) paused = true;
@@ -134,6 +137,7 @@ function simulate(
           if (a.start.includes(m.instance.id)) {
             delete m.stopped;
             m.healthyAt = now + w.bootMs;
+            m.waking = true;
           }
           if (a.stop.includes(m.instance.id)) m.stopped = true;
         }
@@ -169,6 +173,7 @@ function simulate(
       for (const m of machines) {
         delete m.healthySince;
         delete m.unhealthySince;
+        delete m.waking;
       }
     }
     pass();

@@ -321,11 +321,17 @@ t.test('warm pool kept stopped: a scale-up starts and activates stopped members,
   let p = run({ spec: spec(2), observed: [a, w1, w2] });
   t.same(standbys(p.actions), { warm: [], active: ['w1'] }, 'the longest in the pool activated...');
   t.same(power(p.actions), { stop: [], start: ['w1'] }, '...after it is started');
-  t.equal(provisions(p.actions), 1, 'and the pool refilled');
+  t.equal(provisions(p.actions), 0, 'its refill waits: a new machine could join first and take the task it wakes for');
   // Started and activated, its node still Down: it counts as active (booting), nothing is started twice.
-  const waking = { ...w1, warm: false, health: 'unknown' as const, instance: { ...w1.instance, state: 'running' as const } };
-  p = run({ spec: spec(2), observed: [a, waking, w2, obs(inst('n', 'new', { launchedAt: NOW - 100 }), 'unknown')] });
-  t.same(p.actions, [], 'no second start, no second launch');
+  const waking = { ...w1, warm: false, waking: true, health: 'unknown' as const, instance: { ...w1.instance, state: 'running' as const } };
+  p = run({ spec: spec(2), observed: [a, waking, w2] });
+  t.same(p.actions, [], 'no second start, no launch while it wakes');
+  p = run({ spec: spec(2), observed: [a, { ...waking, waking: false, health: 'healthy' as const }, w2] });
+  t.same(p.actions, [{ kind: 'provision', count: 1 }], 'serving: the pool is refilled');
+  // A size beyond what the pool gives: the rest is launched at once, only the refill waits.
+  p = run({ spec: sizedSpec(4, { warm: { size: 1, state: 'stopped' } }), observed: [a, w1] });
+  t.same(power(p.actions).start, ['w1']);
+  t.equal(provisions(p.actions), 2, 'two to serve now, the refill later');
   // A warm member running and healthy goes before stopped ones; one started but not yet activated (a new leader after
   // the start) before stopped ones too; a stopping one waits until it can start.
   const ready = { ...obs(inst('r', 'new', { launchedAt: 50 })), warm: true };
