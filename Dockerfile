@@ -24,7 +24,10 @@ COPY src src
 RUN npm run build
 
 FROM ${NODE_IMAGE}
+# A 1 MiB young generation: V8 otherwise grows it to about 13 MiB during start-up and keeps it; measured 90 MiB
+# idle instead of 100 and a lower peak, at the same describe rate (README, Benchmarks).
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=1 \
     CAPSTAN_LISTEN=0.0.0.0:8640
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules
