@@ -123,7 +123,8 @@ t.test('standing down during a drain: nothing is destroyed after it', async (t) 
   const before = await machines();
   writes.length = 0;
   a.controller.apply(commit(0));
-  await until('the first drain', () => writes.some((w) => w.op === 'drain'));
+  // Patient: with four test files at once (CI) the tests' engine answered slowly enough for 60 s to pass once.
+  await until('the first drain', () => writes.some((w) => w.op === 'drain'), 180_000);
   a.leadership.stop();
   const at = a.stoodDown();
   // What SIGTERM waits for: the drain in flight reaches its end (a safe point), then nothing more happens.
