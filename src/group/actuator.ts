@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Instance } from '../spi/index.js';
-import { chunks, mapLimit } from '../concurrency.js';
+import { chunks, mapLimit, valuesOrThrow } from '../concurrency.js';
 import { groupTags } from './identity.js';
 import type { Members } from './members.js';
-import type { Action } from './plan-types.js';
+import type { Action, StandbyAction } from './plan-types.js';
 import type { Config, Owner } from './owners.js';
 
 export interface ActuatorOptions {
@@ -76,8 +76,7 @@ export class Actuator {
       this.log.info({ event: 'instance.provisioned', count: made.length, ids: made.map((i) => i.id), logicalIds: batch.map((s) => s.logicalId).filter(Boolean), config: hash }, `provisioned ${made.length}`);
       return made.length;
     });
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    valuesOrThrow(results);
     this.provisions++;
   }
 
@@ -86,15 +85,14 @@ export class Actuator {
    * puts members in the pool or takes them out (the flavor sets their availability), then drains and stops machines
    * the pool keeps stopped; each through the provider and flavor of its own location.
    */
-  private async standby(cfg: Config, a: Extract<Action, { kind: 'standby' }>): Promise<void> {
+  private async standby(cfg: Config, a: StandbyAction): Promise<void> {
     const byId = new Map(this.members.list.map((i) => [i.id, i]));
     const each = async (ids: readonly string[], step: (i: Instance, o: Owner) => Promise<void>) => {
       const results = await mapLimit(ids, this.o.concurrency, async (id) => {
         const instance = byId.get(id);
         if (instance) await step(instance, this.members.ownerOf(id, cfg));
       });
-      const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
+      valuesOrThrow(results);
     };
     const power = async (i: Instance, o: Owner, verb: 'start' | 'stop') => {
       const call = o.provider[verb]?.bind(o.provider);
@@ -130,9 +128,7 @@ export class Actuator {
       const o = this.members.ownerOf(i.id, cfg);
       byOwner.set(o, [...(byOwner.get(o) ?? []), i]);
     }
-    const results = await Promise.allSettled([...byOwner].map(([o, is]) => this.destroyAt(o, is, reason)));
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    valuesOrThrow(await Promise.allSettled([...byOwner].map(([o, is]) => this.destroyAt(o, is, reason))));
   }
 
   private async destroyAt({ provider, flavor }: Owner, instances: readonly Instance[], reason: string): Promise<void> {

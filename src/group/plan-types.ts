@@ -56,6 +56,8 @@ export type Action =
    */
   | { readonly kind: 'standby'; readonly warm: readonly string[]; readonly active: readonly string[]; readonly stop: readonly string[]; readonly start: readonly string[] };
 
+export type StandbyAction = Extract<Action, { kind: 'standby' }>;
+
 /** The remediation breaker's view of one pass. */
 export interface RepairStatus {
   /** Members with positive evidence against them (unhealthy, or never joined by their deadline). */

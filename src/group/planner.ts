@@ -190,7 +190,7 @@ function planSized(ctx: Ctx, active: number, warm: number): Plan {
     const moves = pooled ? standby(without(members, broken), active, warmWanted, input.selfInstanceId, spec.warm?.state ?? 'running') : undefined;
     // A stopped member being woken to serve is refilled once it serves: a new machine launched at the same time
     // could join first and take the task it wakes for.
-    const waking = moves?.kind === 'standby' ? moves.start.filter((id) => moves.active.includes(id)).length + members.filter((f) => f.o.waking && !f.o.warm).length : 0;
+    const waking = moves ? moves.start.filter((id) => moves.active.includes(id)).length + members.filter((f) => f.o.waking && !f.o.warm).length : 0;
     actions.push({ kind: 'provision', count: Math.max(0, Math.min(size, max) - members.length - waking) });
     if (moves) actions.push(moves);
     return finish(actions, size, members, ctx, failure);

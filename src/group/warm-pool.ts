@@ -1,7 +1,7 @@
 // The warm pool's part of a plan (issue 16): which members go into the pool or out of it, and which of its
 // machines are stopped or started, given the members that stay after this pass's removals.
 import type { WarmState } from '../spi/index.js';
-import { idOf, type Action, type Facts } from './plan-types.js';
+import { idOf, type Facts, type StandbyAction } from './plan-types.js';
 
 /**
  * The warm pool's moves among the members that stay: members not in the pool (booting ones included: they join
@@ -11,7 +11,7 @@ import { idOf, type Action, type Facts } from './plan-types.js';
  * the fewest tasks, newest first. Never a protected member or Capstan's own. Then the pool's machines are brought to
  * the state it keeps them in: healthy running ones stopped (`stopped`), stopped ones started (`running`).
  */
-export function standby(staying: readonly Facts[], size: number, warmWanted: number, selfId: string | undefined, keep: WarmState): Action {
+export function standby(staying: readonly Facts[], size: number, warmWanted: number, selfId: string | undefined, keep: WarmState): StandbyAction {
   const warm = staying.filter((f) => f.o.warm);
   const active = staying.filter((f) => !f.o.warm);
   const state = (f: Facts) => f.o.instance.state;
@@ -34,5 +34,5 @@ export function standby(staying: readonly Facts[], size: number, warmWanted: num
   return pool({ warm: candidates.slice(0, Math.max(0, short)).map(idOf), ...power });
 }
 
-const pool = (moves: Partial<Omit<Extract<Action, { kind: 'standby' }>, 'kind'>>): Action => ({ kind: 'standby', warm: [], active: [], stop: [], start: [], ...moves });
+const pool = (moves: Partial<Omit<StandbyAction, 'kind'>>): StandbyAction => ({ kind: 'standby', warm: [], active: [], stop: [], start: [], ...moves });
 

@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from '../../log.js';
 import type { Instance, InstanceProvider, InstanceSpec, InstanceState, Tags } from '../../spi/instance.js';
+import { valuesOrThrow } from '../../concurrency.js';
 import { TAG } from '../../spi/tags.js';
 import { LAUNCH_KEY_LENGTH, clientToken, decisionKey } from './client-token.js';
 import { AwsError, ec2Call } from './ec2.js';
@@ -92,12 +93,8 @@ export class AwsInstanceProvider implements InstanceProvider {
       maxBatch: this.maxBatch,
       subnetFor: (address) => this.subnetFor(address),
     });
-    const results = await Promise.allSettled(launches.map((launch) => done.get(launch.key) ?? this.launch(launch, group)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return results
-      .flatMap((r, i) => (r.status === 'fulfilled' ? r.value.map((instance) => toInstance(instance, launches[i]!.tags)) : []))
-      .filter((instance): instance is Instance => instance !== undefined);
+    const results = valuesOrThrow(await Promise.allSettled(launches.map((launch) => done.get(launch.key) ?? this.launch(launch, group))));
+    return results.flatMap((made, i) => made.map((instance) => toInstance(instance, launches[i]!.tags))).filter((instance): instance is Instance => instance !== undefined);
   }
 
   async destroy(ids: readonly string[]): Promise<void> {

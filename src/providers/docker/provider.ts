@@ -4,7 +4,7 @@ import type { Logger } from '../../log.js';
 import { providerCalls, providerErrors } from '../../metrics.js';
 import type { Instance, InstanceProvider, InstanceSpec, InstanceState, Tags } from '../../spi/instance.js';
 import { TAG } from '../../spi/tags.js';
-import { mapLimit } from '../../concurrency.js';
+import { mapLimit, valuesOrThrow } from '../../concurrency.js';
 import { CONFIG_TAG, GROUP_TAG, INTENT_INDEX_LABEL, INTENT_LABEL, type MachineNames } from './names.js';
 import type { MachineConfig } from './properties.js';
 import { tar } from './tar.js';
@@ -80,9 +80,7 @@ export class DockerInstanceProvider implements InstanceProvider {
       const id = made.get(String(index));
       return id === undefined ? this.launch(spec, labels, intent, index) : this.resume(spec, labels, this.docker.getContainer(id));
     });
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return results.map((r) => (r as PromiseFulfilledResult<Instance>).value);
+    return valuesOrThrow(results);
   }
 
   async destroy(ids: readonly string[]): Promise<void> {
@@ -109,8 +107,7 @@ export class DockerInstanceProvider implements InstanceProvider {
       const acted = await this.call(operation, async () => (await fn(this.docker.getContainer(id)), true), expected);
       if (acted) this.logger.info({ id }, done);
     });
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    valuesOrThrow(results);
   }
 
   /** Only containers with a capstan.group label are machines: nothing else on the engine is ever listed. */
