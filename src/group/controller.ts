@@ -4,7 +4,7 @@ import type { GroupController, GroupSpec, GroupStatus, Instance, PlanPreview, Pl
 import { configHash, logicalIdOf, TAG } from './identity.js';
 import type { Plan } from './plan-types.js';
 import { plan } from './planner.js';
-import { desiredSize } from './allocation.js';
+import { desiredSize, poolSize } from './allocation.js';
 import { GroupLoop, type LoopOptions } from './loop.js';
 
 export interface ControllerOptions {
@@ -109,7 +109,7 @@ export class Controller implements GroupController {
     const missing = p.actions.flatMap((a) => (a.kind === 'provision' ? (a.logicalIds ?? []) : []));
     // The warm pool is part of the group, within bounds.max.
     const size = desiredSize(spec);
-    const pool = 'size' in spec.allocation ? Math.max(0, Math.min(spec.warm?.size ?? 0, (spec.bounds?.max ?? Infinity) - size)) : 0;
+    const pool = poolSize(spec);
     const standby = p.actions.find((a) => a.kind === 'standby');
     const moves = standby?.kind === 'standby' ? { warm: standby.warm, activate: standby.active, stop: standby.stop, start: standby.start } : {};
     return {

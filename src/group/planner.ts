@@ -1,6 +1,7 @@
 import type { GroupSpec, UpdateProgress } from '../spi/index.js';
 import { idOf, type Action, type Facts, type Plan, type PlanInput, type RepairStatus } from './plan-types.js';
 import { standby } from './warm-pool.js';
+import { poolSize } from './allocation.js';
 import { configOf, logicalIdOf } from './identity.js';
 import { durationMs, resolveQuantity } from '../spi/quantity.js';
 
@@ -35,7 +36,7 @@ export function plan(input: PlanInput): Plan {
       ? { broken, limit, blocked: `${broken} of ${facts.length} members unhealthy, more than the limit of ${limit}: repairing nothing (the cause is likely the network or the Swarm)` }
       : { broken, limit };
   const ctx = { input, facts, healthTimeout, repair };
-  const p = 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size, spec.warm?.size ?? 0);
+  const p = 'logicalIds' in spec.allocation ? planLogical(ctx, spec.allocation.logicalIds) : planSized(ctx, spec.allocation.size, poolSize(spec));
   // Acting, members not known healthy or unhealthy yet, or pool members waking or stopping: only a new observation
   // shows what comes of them.
   const look = input.lookMs;
@@ -149,15 +150,14 @@ function repairs(candidates: readonly Facts[], { repair }: Ctx, budget: number):
 }
 
 /**
- * A group of `active` members plus a warm pool of `warm` (within bounds.max): the planning below is for the total;
- * which members are in the pool is decided last (standby).
+ * A group of `active` members plus a warm pool of `warmWanted` (within bounds.max): the planning below is for the
+ * total; which members are in the pool is decided last (standby).
  */
-function planSized(ctx: Ctx, active: number, warm: number): Plan {
+function planSized(ctx: Ctx, active: number, warmWanted: number): Plan {
   const { input, facts, healthTimeout } = ctx;
   const { spec } = input;
   const max = spec.bounds?.max ?? Infinity;
-  const size = Math.max(active, Math.min(active + warm, max));
-  const warmWanted = size - active;
+  const size = active + warmWanted;
   // Surge never goes above bounds.max; with no room to surge, one instance at a time must go first.
   const maxSurge = Math.max(0, Math.min(resolveQuantity(spec.update.maxSurge, size, 'up'), max - size));
   const maxUnavailable = Math.max(resolveQuantity(spec.update.maxUnavailable, size, 'down'), maxSurge === 0 ? 1 : 0);

@@ -5,7 +5,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, RpcError } from './api.js';
 import type { Pending } from './confirm.js';
 import { age, count, shortHash, when, type Plan } from './format.js';
-import { DecisionRows, marksOf, serving, Table, Time, UpdateCell, warmWanted } from './parts.js';
+import { DecisionRows, marksOf, serving, Table, Time, UpdateCell } from './parts.js';
+import { poolSize } from '../../group/allocation.js';
 import type { Decision, El, Group, Spec, Version } from './types.js';
 
 export function GroupDetail(props: {
@@ -94,7 +95,7 @@ export function GroupDetail(props: {
 
   const stopped = d?.update.state === 'paused' || d?.update.state === 'failed' || latest?.paused === true || latest?.failure !== undefined;
   const s = serving(group);
-  const pool = warmWanted(spec);
+  const pool = spec ? poolSize(spec) : 0;
   return h(
     'section',
     { class: 'detail', 'aria-labelledby': 'detail-title' },

@@ -2,7 +2,7 @@
 // decisions.
 import { cloneElement, h, isValidElement, toChildArray } from 'preact';
 import { count, isoOf, when } from './format.js';
-import type { Decision, Described, El, Group, Machine, Spec } from './types.js';
+import type { Decision, Described, El, Group, Machine } from './types.js';
 
 export const Time = ({ at }: { at: string | number | undefined }): El => h('time', { dateTime: isoOf(at) }, when(at));
 
@@ -14,12 +14,6 @@ export function serving(g: Group): { serving: number; of: number; warm: number }
   const d = g.described;
   if (!d) return { serving: 0, of: g.list.size, warm: 0 };
   return { serving: activeOf(d).filter((i) => i.health === 'healthy').length, of: d.size, warm: d.instances.length - activeOf(d).length };
-}
-
-/** How many machines the spec's warm pool holds: its size, less what bounds.max leaves no room for (as the planner does). */
-export function warmWanted(spec: Spec | undefined): number {
-  if (!spec?.warm || !('size' in spec.allocation)) return 0;
-  return Math.max(0, Math.min(spec.warm.size, (spec.bounds?.max ?? Infinity) - spec.allocation.size));
 }
 
 /** What sets a machine apart in its group, in words on the page: in the warm pool, protected from scale-in. */
