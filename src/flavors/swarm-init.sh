@@ -1,5 +1,5 @@
 # Body of the Swarm flavors' first-boot init script, the same for every machine: label this engine with its link id
-# and join the Swarm. Runs once, at first boot, under any POSIX sh (busybox included). Never prints the join token.
+# and join the Swarm (or, for the seed of a self-managed control plane, start a new one). Runs once, at first boot, under any POSIX sh (busybox included). Never prints the join token.
 # src/flavors/swarm-init.ts renders what comes before it: the shebang, these variables as single-quoted assignments,
 # and the flavor's fragments as the functions capstan_before and capstan_after.
 #   CAPSTAN_ROLE            worker | manager
@@ -12,6 +12,7 @@
 #   CAPSTAN_ADVERTISE_ADDR  docker swarm join --advertise-addr; empty: Docker's choice
 #   CAPSTAN_PREPULL         images to pull before joining, one a line (may be empty)
 #   CAPSTAN_TOKEN           the join token; unset once joined
+#   CAPSTAN_NEW_SWARM       empty, or: join nothing, start a new Swarm with this default address pool (the seed)
 log() { echo "[capstan-init $(date +%H:%M:%S)] $*"; }
 fail() { log "ERROR: $*"; exit 1; }
 nap() { sleep "$1" 2>/dev/null || sleep 1; }
@@ -63,20 +64,28 @@ swarm_join() {
     docker swarm join --token "$CAPSTAN_TOKEN" "$1"
   fi
 }
-# Each attempt tries the next manager: the one that was leader when this script was written may be gone.
-set -f; IFS='
+if [ -n "$CAPSTAN_NEW_SWARM" ]; then
+  # The seed of a self-managed control plane: there is no Swarm to join yet.
+  set -- --default-addr-pool "$CAPSTAN_NEW_SWARM"
+  [ -n "$CAPSTAN_ADVERTISE_ADDR" ] && set -- "$@" --advertise-addr "$CAPSTAN_ADVERTISE_ADDR"
+  out=$(docker swarm init "$@" 2>&1) || fail "could not start a new Swarm: $out"
+  log "started a new Swarm: this engine is its first manager"
+else
+  # Each attempt tries the next manager: the one that was leader when this script was written may be gone.
+  set -f; IFS='
 '; set -- $CAPSTAN_JOIN_ADDRS; unset IFS; set +f
-n=0
-until [ "$(state)" = active ] || [ "$(state)" = pending ]; do
-  n=$((n + 1)); [ $n -gt "$CAPSTAN_JOIN_ATTEMPTS" ] && fail "could not join the Swarm through $*"
-  addr=$1; shift; set -- "$@" "$addr"
-  if out=$(swarm_join "$addr" 2>&1); then
-    log "$out"
-  else
-    log "join attempt $n through $addr failed: $out"; nap 3
-  fi
-done
-unset CAPSTAN_TOKEN
-log "joined the Swarm as a $CAPSTAN_ROLE"
+  n=0
+  until [ "$(state)" = active ] || [ "$(state)" = pending ]; do
+    n=$((n + 1)); [ $n -gt "$CAPSTAN_JOIN_ATTEMPTS" ] && fail "could not join the Swarm through $*"
+    addr=$1; shift; set -- "$@" "$addr"
+    if out=$(swarm_join "$addr" 2>&1); then
+      log "$out"
+    else
+      log "join attempt $n through $addr failed: $out"; nap 3
+    fi
+  done
+  unset CAPSTAN_TOKEN
+  log "joined the Swarm as a $CAPSTAN_ROLE"
+fi
 
 capstan_after

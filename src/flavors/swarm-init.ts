@@ -48,11 +48,25 @@ export function shellQuote(value: string): string {
  * operator-written shell code: they go in verbatim (after substitution) as function bodies the body calls.
  */
 export function renderInit(role: Role, p: InitProperties, vars: Record<TemplateVariable, string>, token: string, addrs: readonly string[] = [vars.JOIN_ADDR]): string {
+  const bad = addrs.find((a) => a === '' || /\s/.test(a));
+  if (addrs.length === 0 || bad !== undefined) throw new Error(`no manager address to join, or one with white space: ${JSON.stringify(addrs)}`);
+  return render(role, p, vars, { token, addrs, newSwarm: '' });
+}
+
+/**
+ * The first-boot script of the seed of a self-managed control plane (swarm/seed.mjs; README "Adopting a first
+ * manager"): the same labelling as every manager, then `docker swarm init` with `addrPool` instead of a join.
+ */
+export function renderSeedInit(p: InitProperties, vars: Record<TemplateVariable, string>, addrPool: string): string {
+  if (!/^\S+$/.test(addrPool)) throw new Error(`not an address pool: ${JSON.stringify(addrPool)}`);
+  return render('manager', p, vars, { token: '', addrs: [], newSwarm: addrPool });
+}
+
+function render(role: Role, p: InitProperties, vars: Record<TemplateVariable, string>, swarm: { token: string; addrs: readonly string[]; newSwarm: string }): string {
   const fill = (text: string): string => text.replace(VARIABLE, (_, name: string) => vars[name as TemplateVariable]);
   const link = `${INSTANCE_LABEL}=${vars.LINK_ID}`;
   const labels = [link, `${GROUP_LABEL}=${vars.GROUP_ID}`, ...Object.entries(p.labels ?? {}).map(([k, v]) => `${k}=${fill(v)}`)];
-  const bad = addrs.find((a) => a === '' || /\s/.test(a));
-  if (addrs.length === 0 || bad !== undefined) throw new Error(`no manager address to join, or one with white space: ${JSON.stringify(addrs)}`);
+  const { token, addrs, newSwarm } = swarm;
   const header: [string, string][] = [
     ['CAPSTAN_ROLE', role],
     ['CAPSTAN_GROUP_ID', vars.GROUP_ID],
@@ -64,6 +78,7 @@ export function renderInit(role: Role, p: InitProperties, vars: Record<TemplateV
     ['CAPSTAN_ADVERTISE_ADDR', p.advertiseAddr ?? ''],
     ['CAPSTAN_PREPULL', (p.prepull ?? []).join('\n')],
     ['CAPSTAN_TOKEN', token],
+    ['CAPSTAN_NEW_SWARM', newSwarm],
   ];
   // A fragment may be empty, end in a comment or a here-document, or hold braces: the : and the comment lines
   // around it keep the function well formed whatever valid sh it is.

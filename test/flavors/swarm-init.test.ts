@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { checkProperties } from '../../src/flavors/swarm.js';
-import { renderInit, shellQuote, type InitProperties, type TemplateVariable } from '../../src/flavors/swarm-init.js';
+import { renderInit, renderSeedInit, shellQuote, type InitProperties, type TemplateVariable } from '../../src/flavors/swarm-init.js';
 
 const BODY = readFileSync(new URL('../../src/flavors/swarm-init.sh', import.meta.url), 'utf8');
 const TOKEN = 'SWMTKN-1-0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdef-0123456789abcdefghijklmnop';
@@ -75,7 +75,7 @@ function syntax(script: string, busybox = false): string {
 }
 
 /** The rendered header (everything before the fragments), run by sh: the values it assigns, as raw bytes. */
-const NAMES = ['CAPSTAN_ROLE', 'CAPSTAN_GROUP_ID', 'CAPSTAN_LINK_ID', 'CAPSTAN_LINK_LABEL', 'CAPSTAN_LABELS', 'CAPSTAN_JOIN_ADDRS', 'CAPSTAN_JOIN_ATTEMPTS', 'CAPSTAN_ADVERTISE_ADDR', 'CAPSTAN_TOKEN'] as const;
+const NAMES = ['CAPSTAN_ROLE', 'CAPSTAN_GROUP_ID', 'CAPSTAN_LINK_ID', 'CAPSTAN_LINK_LABEL', 'CAPSTAN_LABELS', 'CAPSTAN_JOIN_ADDRS', 'CAPSTAN_JOIN_ATTEMPTS', 'CAPSTAN_ADVERTISE_ADDR', 'CAPSTAN_TOKEN', 'CAPSTAN_NEW_SWARM'] as const;
 function headerValues(script: string): Record<(typeof NAMES)[number], Buffer> {
   const end = script.indexOf('\ncapstan_before()');
   if (end < 0) throw new Error('no capstan_before in the script');
@@ -228,4 +228,44 @@ t.test('prepull: each image pulled before the join, in order; a failed pull is l
   t.equal(run(render({}).slice(0, render({}).indexOf('\ncapstan_before()'))).status, 0);
   t.throws(() => readFileSync(join(dir, 'calls')), 'no prepull: docker pull is never run');
   t.same(checkProperties('worker', { prepull: ['ok/image:1', 'bad image; rm -rf /'] }, {}).length, 1, 'an image reference with shell syntax is refused');
+});
+
+t.test('the seed: the same header and labelling, then a new Swarm started instead of a join', async (t) => {
+  const seed = renderSeedInit({ labels: HOSTILE_LABELS, advertiseAddr: 'eth0', after: 'echo after' }, { ...VARS, ROLE: 'manager', JOIN_ADDR: '' }, '10.77.128.0/17');
+  t.ok(seed.endsWith(`\n${BODY}`), 'the same static body');
+  t.equal(syntax(seed), '', 'valid sh');
+  const v = headerValues(seed);
+  t.equal(v.CAPSTAN_NEW_SWARM.toString(), '10.77.128.0/17', 'the address pool');
+  t.equal(v.CAPSTAN_ROLE.toString(), 'manager');
+  t.same([v.CAPSTAN_TOKEN.toString(), v.CAPSTAN_JOIN_ADDRS.toString()], ['', ''], 'no token, nobody to join');
+  t.same(JSON.parse(v.CAPSTAN_LABELS.toString()), expectedLabels(HOSTILE_LABELS, { ...VARS, ROLE: 'manager', JOIN_ADDR: '' }), 'the flavor’s labels, as every manager gets them');
+  t.equal(headerValues(render({})).CAPSTAN_NEW_SWARM.toString(), '', 'an ordinary machine starts no Swarm');
+  t.throws(() => renderSeedInit({}, VARS, ''), /not an address pool/);
+  t.throws(() => renderSeedInit({}, VARS, '10.0.0.0/8 --force-new-cluster'), /not an address pool/);
+
+  // The body from the Swarm part on, with a docker that records its arguments and whose engine is in a Swarm once
+  // it has joined one or started one.
+  const block = BODY.slice(BODY.indexOf('\nstate() {'));
+  const dir = mkdtempSync(join(tmpdir(), 'capstan-seed-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const calls = join(dir, 'calls');
+  writeFileSync(
+    join(dir, 'docker'),
+    `#!/bin/sh\ncase "$1" in info) [ -e ${shellQuote(join(dir, 'in'))} ] && echo active; exit 0 ;; esac\necho "$*" >>${shellQuote(calls)}\ntouch ${shellQuote(join(dir, 'in'))}\n`,
+    { mode: 0o755 },
+  );
+  const run = (script: string) => {
+    rmSync(calls, { force: true });
+    rmSync(join(dir, 'in'), { force: true });
+    const header = script.slice(0, script.indexOf('\n# Body of'));
+    const r = spawnSync('sh', ['-s'], { input: `${header}\nlog() { echo "LOG $*"; }\nfail() { echo "FAIL $*"; exit 1; }\nnap() { :; }\n${block}`, env: { PATH: `${dir}:${process.env.PATH ?? ''}` } });
+    return { status: r.status, out: r.stdout.toString(), calls: readFileSync(calls, 'utf8').trim().split('\n') };
+  };
+  const s = run(seed);
+  t.equal(s.status, 0, s.out);
+  t.same(s.calls, ['swarm init --default-addr-pool 10.77.128.0/17 --advertise-addr eth0'], 'one swarm init, no join');
+  t.match(s.out, /LOG started a new Swarm[^\n]*\nafter\n/, 'then the after fragment');
+  const w = run(render({}, VARS, TOKEN, ['10.0.0.1:2377']));
+  t.equal(w.status, 0, w.out);
+  t.same(w.calls, [`swarm join --token ${TOKEN} 10.0.0.1:2377`], 'an ordinary machine joins and starts nothing');
 });
