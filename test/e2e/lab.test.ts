@@ -14,6 +14,7 @@ import { killDuringScaleUp, oneActs, replaceDestroyed, replicasRestarted, resour
 import { measure, restart, since, syncGeneration } from './common.js';
 import { pausedUpdate, settledKills } from './failover.js';
 import { sigtermMidScaleUp } from './shutdown.js';
+import { warmPool } from './warm.js';
 import { stopAll } from './watchers.js';
 
 const scenarios: [name: string, title: string, run: (t: Test, lab: Lab) => Promise<void>][] = [
@@ -27,6 +28,7 @@ const scenarios: [name: string, title: string, run: (t: Test, lab: Lab) => Promi
   ['sigterm', 'the leader’s replica stopped with SIGTERM during a scale-up: exits by itself in time, nothing written after', sigtermMidScaleUp],
   ['replace', 'a machine destroyed behind Capstan’s back is replaced and its Down node removed', replaceDestroyed],
   ['replica-restarts', 'every replica restarted during a rolling update: it resumes and completes', replicasRestarted],
+  ['warm', 'a warm pool: a pending task runs on the warm machine’s node, the pool refilled once; a scale-down takes the empty member', warmPool],
   ['resources', 'resources', resources],
 ];
 
