@@ -65,6 +65,14 @@ export function decide(info: SwarmInfo, nodes: readonly SwarmNode[]): Verdict {
   return { nodeId, leading: leader.ID === nodeId, leaderNodeId: leader.ID, ...(addr ? { leaderAddr: hostOf(addr) } : {}) };
 }
 
+/**
+ * While in doubt (an election under way, the daemon not answering) the next check comes this soon: Raft names a new
+ * leader 10-19 s after losing one, and a replica that was serving should act the moment its node is named, not up to
+ * a poll later (no node event announces a leader change). After DOUBT_FAST_MS of doubt, the usual poll again.
+ */
+const DOUBT_POLL_MS = 250;
+const DOUBT_FAST_MS = 60_000;
+
 export interface LeadershipOptions {
   readonly docker: Docker;
   readonly logger: Logger;
@@ -92,6 +100,8 @@ export class Leadership {
   #since?: string;
   #checkedAt?: string;
   #reconnectTimer?: NodeJS.Timeout;
+  /** When the current doubt began; undefined while a leader is known. */
+  #doubtSince?: number;
   #events?: NodeJS.ReadableStream;
   #eventsSince?: number;
 
@@ -100,8 +110,8 @@ export class Leadership {
     this.#logger = logger.child({ component: 'leadership' });
     this.#pollMs = pollMs;
     this.#timeoutMs = timeoutMs;
-    // Each check is due `pollMs` after the last (the step names no sooner time).
-    this.#ticker = new Ticker({ step: () => this.#check().then(() => undefined), intervalMs: pollMs });
+    // Each check is due `pollMs` after the last, sooner while in doubt.
+    this.#ticker = new Ticker({ step: () => this.#check().then(() => this.#nextCheckAt()), intervalMs: pollMs });
   }
 
   /** Starts watching; resolves once the first check is done (leading or not). */
@@ -171,9 +181,15 @@ export class Leadership {
     this.#apply(verdict);
   }
 
+  #nextCheckAt(): number | undefined {
+    const now = Date.now();
+    return this.#doubtSince !== undefined && now - this.#doubtSince < DOUBT_FAST_MS ? now + Math.min(this.#pollMs, DOUBT_POLL_MS) : undefined;
+  }
+
   #apply(verdict: Verdict): void {
     const previous = this.#verdict;
     this.#verdict = verdict;
+    this.#doubtSince = verdict.error ? (this.#doubtSince ?? Date.now()) : undefined;
     const changed = verdict.leading !== previous.leading || verdict.leaderNodeId !== previous.leaderNodeId;
     if (changed || !this.#since) this.#since = new Date().toISOString();
     if (verdict.error && verdict.error !== previous.error) {

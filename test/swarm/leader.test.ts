@@ -102,6 +102,33 @@ t.test('leads on the one-manager test Swarm, says who and since when, steps down
   t.equal(await gauge(), 0);
 });
 
+t.test('during an election it looks again every 250 ms, not every poll, and leads as soon as its node is named', async (t) => {
+  // A daemon that answers like a surviving manager: no leader while Raft elects, then this node. No node event
+  // announces the change, so only the checks can see it.
+  let electedAt = Infinity;
+  let checks = 0;
+  const docker = {
+    info: async () => info('self'),
+    listNodes: async () => (checks++, [manager('self', Date.now() >= electedAt), manager('other', false)]),
+    getEvents: () => new Promise(() => {}),
+  } as unknown as Docker;
+  const leader = new Leadership({ docker, logger: silentLogger, pollMs: 2000, timeoutMs: 1000 });
+  t.teardown(() => leader.stop());
+  await leader.start();
+  t.match(leader.status(), { leading: false, error: 'no leader among the managers' }, 'in doubt while Raft elects');
+  const before = checks;
+  await new Promise((r) => setTimeout(r, 1500));
+  t.ok(checks - before >= 3, `${checks - before} checks in 1.5 s of doubt (the poll alone: none)`);
+  const up = nextChange(leader, true, 5000);
+  electedAt = Date.now();
+  const ms = (await up) - electedAt;
+  t.ok(ms < 1000, `leading ${ms} ms after its node was named (the poll alone: up to 2000 ms)`);
+  // Once a leader is known, the usual poll again.
+  const settled = checks;
+  await new Promise((r) => setTimeout(r, 1000));
+  t.ok(checks - settled <= 1, `${checks - settled} check(s) in the next second`);
+});
+
 t.test('a daemon that cannot be reached: never leads, reports the error', async (t) => {
   const docker = createDocker('unix:///tmp/capstan-no-such-daemon.sock', 500);
   const leader = new Leadership({ docker, logger: silentLogger, pollMs: 200 });
