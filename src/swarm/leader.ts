@@ -100,8 +100,6 @@ export class Leadership {
   #since?: string;
   #checkedAt?: string;
   #reconnectTimer?: NodeJS.Timeout;
-  /** When the current doubt began; undefined while a leader is known. */
-  #doubtSince?: number;
   #events?: NodeJS.ReadableStream;
   #eventsSince?: number;
 
@@ -181,15 +179,16 @@ export class Leadership {
     this.#apply(verdict);
   }
 
+  /** Sooner while in doubt: a doubt's verdicts name no leader, so `#since` is when the doubt began. */
   #nextCheckAt(): number | undefined {
     const now = Date.now();
-    return this.#doubtSince !== undefined && now - this.#doubtSince < DOUBT_FAST_MS ? now + Math.min(this.#pollMs, DOUBT_POLL_MS) : undefined;
+    const inDoubt = this.#verdict.error !== undefined && now - Date.parse(this.#since!) < DOUBT_FAST_MS;
+    return inDoubt ? now + Math.min(this.#pollMs, DOUBT_POLL_MS) : undefined;
   }
 
   #apply(verdict: Verdict): void {
     const previous = this.#verdict;
     this.#verdict = verdict;
-    this.#doubtSince = verdict.error ? (this.#doubtSince ?? Date.now()) : undefined;
     const changed = verdict.leading !== previous.leading || verdict.leaderNodeId !== previous.leaderNodeId;
     if (changed || !this.#since) this.#since = new Date().toISOString();
     if (verdict.error && verdict.error !== previous.error) {
