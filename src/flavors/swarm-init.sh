@@ -1,5 +1,6 @@
 # Body of the Swarm flavors' first-boot init script, the same for every machine: label this engine with its link id
-# and join the Swarm (or, for the seed of a self-managed control plane, start a new one). Runs once, at first boot, under any POSIX sh (busybox included). Never prints the join token.
+# and join the Swarm (or, for the seed of a self-managed control plane, start a new one). Runs once, at first boot,
+# under any POSIX sh (busybox included). Never prints the join token.
 # src/flavors/swarm-init.ts renders what comes before it: the shebang, these variables as single-quoted assignments,
 # and the flavor's fragments as the functions capstan_before and capstan_after.
 #   CAPSTAN_ROLE            worker | manager

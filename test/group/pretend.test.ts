@@ -58,12 +58,12 @@ const spec = (provider: 'docker' | 'simulator') =>
  * Everything of this group a write could change: its nodes (state, availability, role, labels), its spec's configs,
  * its machines. Only the group's: the engine is shared with the test files running beside this one.
  */
-async function world(): Promise<string> {
+async function world(): Promise<Record<'nodes' | 'configs' | 'machines', string[]>> {
   const ours = (await docker.listNodes()).filter((n) => n.Description?.Engine?.Labels?.['capstan.group'] === id);
   const nodes = ours.map((n) => `${n.ID} ${n.Status?.State} ${n.Spec?.Availability} ${n.Spec?.Role} ${JSON.stringify(n.Spec?.Labels ?? {})}`).sort();
   const configs = (await docker.listConfigs({ filters: { label: [`capstan.group=${id}`] } })).map((c) => `${c.ID} ${c.Version?.Index}`).sort();
   const machines = (await docker.listContainers({ all: true, filters: { label: [`capstan.group=${id}`] } })).map((c) => `${c.Id} ${c.State}`).sort();
-  return JSON.stringify({ nodes, configs, machines }, null, 1);
+  return { nodes, configs, machines };
 }
 
 
@@ -73,10 +73,9 @@ t.test('a pretend commit that changes the provider writes nothing anywhere', asy
   await controller.stop(); // nothing else acts meanwhile: what changes, the pretend commit changed
   writes.length = 0;
   const before = await world();
-  const seen = JSON.parse(before) as Record<'nodes' | 'configs' | 'machines', string[]>;
-  t.same([seen.nodes.length, seen.configs.length, seen.machines.length], [1, 1, 1], 'the group’s node, its spec’s config and its machine are watched');
+  t.same([before.nodes.length, before.configs.length, before.machines.length], [1, 1, 1], 'the group’s node, its spec’s config and its machine are watched');
   const preview = await service.preview(spec('simulator'));
   t.equal(preview.create, 1, 'the preview says a machine would be made elsewhere');
-  t.equal(await world(), before, 'nodes, configs and machines identical');
+  t.strictSame(await world(), before, 'nodes, configs and machines identical');
   t.same(writes, [], 'no provider write');
 });
