@@ -53,7 +53,7 @@ try {
   await lab.rpcAny('group.scaleDown', { id: g.id });
   const after = await g.settled(3, 'cold', 3);
   const gone = four.instances.filter((i) => !after.instances.some((a) => a.id === i.id));
-  console.log(`scale-in: 4 members, empty ${empty?.id.slice(0, 12)}; scaleDown removed ${gone.map((g) => g.id.slice(0, 12)).join(', ')} (${gone.length === 1 && gone[0]!.id === empty?.id ? 'the empty one' : 'NOT the empty one'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`scale-in: 4 members, empty ${empty?.id.slice(0, 12)}; scaleDown removed ${gone.map((m) => m.id.slice(0, 12)).join(', ')} (${gone.length === 1 && gone[0]!.id === empty?.id ? 'the empty one' : 'NOT the empty one'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   for (const pool of ['cold', 'warm', 'warm-stopped'] as const) console.log(`${pool.padEnd(13)} task created -> running: ${range(times[pool])} over ${times[pool].length} rounds`);
 } finally {
   await g.remove((line) => console.log(line));
