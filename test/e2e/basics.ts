@@ -182,6 +182,7 @@ export async function replicasRestarted(t: Test, lab: Lab) {
       if (c) await lab.docker(n).getContainer(c.Id).remove({ force: true });
     }),
   );
+  const tRemoved = Date.now();
   t.comment(`removed every replica ${since(t0)} s into the update`);
   const done = await waitFor('3 workers of the new config', () => settled(lab, 3, hash), 300_000, 1000).catch(async (error) => {
     await explain(t, lab, t0);
@@ -191,12 +192,18 @@ export async function replicasRestarted(t: Test, lab: Lab) {
   const ids = new Set(done.nodes.map((n: LabNode) => n.ID));
   t.ok([...old.keys()].every((id) => !ids.has(id)), 'every old node replaced');
   t.equal((await lab.machines(GROUP)).length, 3, 'exactly 3 machines');
+  // Swarm restarts each after its restart delay (5 s); a replica that does not come back is a crash loop to see.
+  const back = await waitFor('a replica running on every manager', async () => (await Promise.all(lab.managers.map((n) => lab.replica(n)))).every(Boolean), 120_000, 500).catch(() => false);
+  t.ok(back, `every manager runs a replica again (seen ${since(tRemoved)} s after their removal)`);
+  if (back) measure(t, 'replicas_back_after_removal', since(tRemoved));
+  else for (const line of await lab.replicaTasks()) t.comment(`task: ${line}`);
 }
 
 export async function resources(t: Test, lab: Lab) {
   for (const n of lab.managers) {
     const rss = await lab.replicaRssMiB(n);
     t.ok(rss, `${n} replica RSS ${rss} MiB`);
+    if (!rss) for (const line of await lab.replicaTasks()) t.comment(`task: ${line}`);
     measure(t, `capstan_rss_${n}`, rss ?? 'unknown', 'MiB');
   }
 }

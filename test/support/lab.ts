@@ -360,6 +360,16 @@ export class Lab {
     return list[0];
   }
 
+  /** Capstan's Swarm tasks, newest first, one line each (node, desired, state, error), as a leader reports them. */
+  async replicaTasks(from = this.alive()): Promise<string[]> {
+    const nodes = await this.nodes(from);
+    const names = new Map(nodes.map((n) => [n.ID, n.Description?.Hostname ?? n.ID]));
+    const tasks = await this.docker(from[0]).listTasks({ filters: { service: ['capstan_capstan'] } });
+    return tasks
+      .sort((a, b) => String(b.CreatedAt).localeCompare(String(a.CreatedAt)))
+      .map((k) => `${names.get(k.NodeID) ?? k.NodeID} ${k.DesiredState} ${k.Status?.State} since ${k.Status?.Timestamp} ${k.Status?.Err ?? ''}`);
+  }
+
   /** Resident set size of a node's Capstan process in MiB (the lab's dockerd share the host's PID namespace). */
   async replicaRssMiB(node: string): Promise<number | undefined> {
     const c = await this.replica(node);
