@@ -137,10 +137,7 @@ runtime_stage() {
 }
 stage_host() { # DIR: a build context of the runtime stage, from this checkout's build and node_modules
   local ctx=$1
-  if [[ ! -f $TOP/dist/src/cli/main.js || -n $(cd "$TOP" && find src schemas -newer dist/src/cli/main.js -print -quit) ]]; then
-    log "npm run build (a source is newer than dist/)"
-    (cd "$TOP" && npm run build >/dev/null)
-  fi
+  "$HERE/build-dist.sh"
   rm -rf "$ctx"; mkdir -p "$ctx/dist"
   runtime_stage >"$ctx/Dockerfile"
   grep -q '^RUN' "$ctx/Dockerfile" && die "the Dockerfile's runtime stage has a RUN step: build with CAPSTAN_IMAGE_FROM=dockerfile"

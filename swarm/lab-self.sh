@@ -55,6 +55,7 @@ self_spec() { jq --arg e "$(infra_tcp)" '.instance.properties.engine = $e' "$HER
 self_seed() {
   local seed
   self_spec >"$LAB/managers.json"
+  "$HERE/build-dist.sh"
   seed=$("$TOP/node_modules/.bin/node" "$HERE/seed.mjs" "$LAB/managers.json" "$NET.128.0/17") || die "making the seed failed"
   echo "$seed" >"$LAB/seed"
   log "seed manager ${seed:0:12}: waiting for its Swarm"
