@@ -35,7 +35,7 @@ const vars = { JOIN_ADDR: '', LINK_ID: link, GROUP_ID: spec.id, LOGICAL_ID: '', 
 const init = renderSeedInit({ ...flavor, advertiseAddr: flavor.advertiseAddr ?? 'eth0' }, vars, pool);
 const provider = kind.create(spec.instance.properties);
 // The tags of a member of the group made now: the group, the spec's config (so the seed is current, not outdated),
-// no cluster (there is none yet: an untagged member is adopted by the first Swarm that claims the group).
+// no cluster (there is none yet: an untagged machine is adopted by the Swarm whose node it is, the one it starts).
 const tags = { ...groupTags(spec, hash), [LINK_TAG]: link };
 const [seed] = await provider.provision([{ tags, init }], `seed-${link}`);
 console.log(seed.id);

@@ -31,16 +31,13 @@ export function groupTags(spec: GroupSpec, hash: string, logicalId?: string, clu
 }
 
 /**
- * The instances of a group that belong to this cluster: those tagged with its id, and untagged ones (made before
- * the tag existed) only while no instance of the group carries another cluster's tag. Without a cluster id
- * (tests, a single engine) every instance of the group is its own.
+ * A group's listing by cluster: this cluster's own (tagged with its id) and the `untagged` ones, made by a release
+ * before the tag, which are this cluster's only on its flavor's evidence (Members.observe); another cluster's are
+ * neither. Without a cluster id (tests, a single engine) every instance of the group is its own.
  */
-export function ownInstances(listed: readonly Instance[], cluster: string | undefined): { own: Instance[]; adopt: Instance[] } {
-  if (cluster === undefined) return { own: [...listed], adopt: [] };
-  const foreign = listed.some((i) => i.tags[TAG.cluster] !== undefined && i.tags[TAG.cluster] !== cluster);
-  const adopt = foreign ? [] : listed.filter((i) => i.tags[TAG.cluster] === undefined);
-  // Untagged ones are own exactly when adopted (a test per instance, not a search of `adopt`).
-  return { own: listed.filter((i) => i.tags[TAG.cluster] === cluster || (!foreign && i.tags[TAG.cluster] === undefined)), adopt };
+export function ownInstances(listed: readonly Instance[], cluster: string | undefined): { own: Instance[]; untagged: Instance[] } {
+  if (cluster === undefined) return { own: [...listed], untagged: [] };
+  return { own: listed.filter((i) => i.tags[TAG.cluster] === cluster), untagged: listed.filter((i) => i.tags[TAG.cluster] === undefined) };
 }
 
 export const logicalIdOf = (i: Instance): string | undefined => i.tags[TAG.logicalId];

@@ -45,6 +45,7 @@ export class GroupLoop {
   private lastPassAt: string | undefined;
   private progressKey = '';
   private blockedReason: string | undefined;
+  private unclaimedKey = '';
   /** Built once per change, so the API can serve the same object (and its serialization) until the next one. */
   private cached: { readonly status: GroupStatus; readonly revision: number } | undefined;
   /** Whether the latest pass met an error (the ticker backs off). */
@@ -136,6 +137,7 @@ export class GroupLoop {
       this.fence();
       await cfg.flavor.tidy?.(cfg.version.id, this.members.list);
       await this.tagAdopted(cfg);
+      this.reportUnclaimed(cfg);
       const p = plan({
         spec: cfg.version.spec,
         configHash: cfg.hash,
@@ -175,6 +177,20 @@ export class GroupLoop {
     const ids = this.members.adopt.map((i) => i.id);
     await cfg.provider.tag(ids, { [TAG.cluster]: clusterId });
     this.log.info({ event: 'instance.adopted', ids, cluster: clusterId }, `adopted ${ids.length} instance(s) made before the cluster tag`);
+  }
+
+  /** A warning whenever the untagged machines nothing links to this cluster change: an operator's to remove. */
+  private reportUnclaimed(cfg: Config): void {
+    const ids = this.members.unclaimed.map((i) => i.id);
+    const key = ids.join();
+    if (key === this.unclaimedKey) return;
+    this.unclaimedKey = key;
+    if (ids.length) {
+      this.log.warn(
+        { event: 'instance.unclaimed', ids },
+        `${cfg.version.id}: left alone ${ids.length} machine(s) without a cluster tag that are no member of this Swarm (another Swarm's, or never joined); if they are this Swarm's, destroy them by hand`,
+      );
+    }
   }
 
   /** A log line whenever the group moves (members, health, update progress, the breaker), so it can be watched. */

@@ -34,8 +34,10 @@ export class Members {
   list: Instance[] = [];
   /** Counts changes of `list`: a status built from an older one is stale. */
   revision = 0;
-  /** Untagged instances of this group that this cluster takes as its own (see ownInstances). */
+  /** Untagged instances of this group that the flavor links to a member of this cluster: its own, to be tagged. */
   adopt: Instance[] = [];
+  /** Untagged instances of this group that nothing links to this cluster: neither counted nor touched. */
+  unclaimed: Instance[] = [];
 
   constructor(private readonly o: MembersOptions) {}
 
@@ -47,26 +49,39 @@ export class Members {
     const now = this.o.clock();
     const owners = [cfg, ...cfg.former];
     const found = await Promise.all(owners.map(async (o) => ownInstances(await o.provider.describe({ [TAG.group]: cfg.version.id }), this.o.clusterId)));
-    this.adopt = found[0]!.adopt;
     // An instance listed in two locations (two specs naming one engine) belongs to the first: the current one.
     this.owners = new Map();
     const listed: Instance[] = [];
+    const untagged = new Set<string>();
     found.forEach((f, n) => {
-      for (const i of f.own) {
+      for (const i of [...f.own, ...f.untagged]) {
         if (this.owners.has(i.id)) continue;
         this.owners.set(i.id, owners[n]!);
         listed.push(i);
       }
+      for (const i of f.untagged) untagged.add(i.id);
     });
     for (const [id, k] of this.launched) if (this.owners.has(id) || now - k.at > this.o.describeLagMs) this.launched.delete(id);
     for (const [id, at] of this.destroyed) if (!this.owners.has(id) || now - at > this.o.describeLagMs) this.destroyed.delete(id);
-    const members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
-    this.list = members;
-    this.revision++;
+    let members = [...listed.filter((i) => !this.destroyed.has(i.id)), ...[...this.launched.values()].map((k) => k.instance)];
     // With one location (the usual case) every member is the current config's: no per-member filter or merge.
     const reports = await Promise.all(owners.length === 1 ? [cfg.flavor.health(members)] : owners.map((o) => o.flavor.health(members.filter((i) => this.ownerOf(i.id, cfg) === o))));
     // A flavor's answer is a new map each call, kept as it is (read only).
     this.health = reports.length === 1 ? reports[0]! : new Map(reports.flatMap((r) => [...r]));
+    // An untagged machine is this cluster's only when the flavor links it to one of its members (a node of this
+    // Swarm): two upgraded Swarms sharing one engine or account would otherwise each count the other's untagged
+    // machines as their own, and scale them in.
+    if (untagged.size) {
+      const claimed = (i: Instance) => this.health.get(i.id)?.link !== undefined;
+      this.adopt = members.filter((i) => untagged.has(i.id) && claimed(i) && this.owners.get(i.id) === cfg);
+      this.unclaimed = members.filter((i) => untagged.has(i.id) && !claimed(i));
+      if (this.unclaimed.length) members = members.filter((i) => !untagged.has(i.id) || claimed(i));
+    } else if (this.adopt.length || this.unclaimed.length) {
+      this.adopt = [];
+      this.unclaimed = [];
+    }
+    this.list = members;
+    this.revision++;
     // One loop over the members: since when each is healthy or unhealthy, and what the planner sees of it.
     const observed: Observed[] = [];
     let healthy = 0;

@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/log.js';
 import { vanillaFlavorKind } from '../../src/flavors/vanilla.js';
 import { awsProviderKind } from '../../src/providers/aws/index.js';
 import { dockerProviderKind } from '../../src/providers/docker/index.js';
-import type { GroupSpec, InstanceProvider, Plugins } from '../../src/spi/index.js';
+import type { FlavorKind, GroupSpec, HealthReport, InstanceProvider, Plugins } from '../../src/spi/index.js';
 import { engine, engineHost } from '../support/engine.js';
 import { createSubnets, startMoto, useFakeCredentials } from '../support/moto.js';
 
@@ -43,8 +43,36 @@ const plugins: Plugins = {
     ['aws', awsProviderKind({ logger: silentLogger, allow: { endpoints: [moto.endpoint] } })],
     ['docker', dockerKind],
   ]),
-  flavors: new Map([['vanilla', vanillaFlavorKind]]),
+  flavors: new Map([
+    ['vanilla', vanillaFlavorKind],
+    ['member', memberFlavor(undefined)],
+  ]),
 };
+
+/**
+ * Each Swarm's membership as a swarm flavor reads it (a machine's node, found by its engine label), simulated: the
+ * flavor of cluster C links the machines it made (tagged C) and those in `joined[C]`, and nothing else. The providers
+ * are real; only a Swarm's node list is not.
+ */
+const joined = new Map<string, ReadonlySet<string>>();
+function memberFlavor(cluster: string | undefined): FlavorKind {
+  return {
+    name: 'member',
+    schema: { type: 'object' },
+    create: () => ({
+      prepare: async (spec) => spec,
+      health: async (instances) =>
+        new Map(
+          instances.map((i): [string, HealthReport] => {
+            const member = cluster !== undefined && (i.tags[TAG.cluster] === cluster || joined.get(cluster)?.has(i.id));
+            return [i.id, member ? { health: 'healthy', link: `node-of-${i.id}` } : { health: 'unknown' }];
+          }),
+        ),
+      drain: async () => {},
+      destroyed: async () => {},
+    }),
+  };
+}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
@@ -78,19 +106,19 @@ t.comment(`cluster ids: A ${clusterA} (the tests' engine), B ${clusterB} (a swar
 /** One infrastructure both Swarms use: how its spec looks, and what it holds, read around Capstan. */
 interface Infra {
   readonly name: string;
-  spec(size: number, id?: string): GroupSpec;
+  spec(size: number, id?: string, flavor?: string): GroupSpec;
   /** Live instance ids of group `id` by their capstan.cluster tag ('' when untagged). */
   byCluster(id?: string): Promise<Map<string, string[]>>;
   provider(): InstanceProvider;
 }
 
-const specOf = (id: string, size: number, instance: GroupSpec['instance']): GroupSpec =>
+const specOf = (id: string, size: number, instance: GroupSpec['instance'], flavor = 'vanilla'): GroupSpec =>
   validateSpec(
     {
       id,
       allocation: { size },
       instance,
-      flavor: { kind: 'vanilla', properties: { init: '#!/bin/sh\necho up\n' } },
+      flavor: { kind: flavor, properties: flavor === 'vanilla' ? { init: '#!/bin/sh\necho up\n' } : {} },
       update: { maxSurge: 1, maxUnavailable: 1, healthyFor: '0s' },
     },
     plugins,
@@ -105,8 +133,8 @@ const merge = (maps: Map<string, string[]>[]): Map<string, string[]> => {
 
 const aws: Infra = {
   name: 'aws (one moto_server)',
-  spec: (size, id = GROUP) =>
-    specOf(id, size, { provider: 'aws', properties: { region: 'us-east-1', endpoint: moto.endpoint, subnetIds, launch: { ImageId: 'ami-12345678', InstanceType: 't3.micro' } } }),
+  spec: (size, id = GROUP, flavor?) =>
+    specOf(id, size, { provider: 'aws', properties: { region: 'us-east-1', endpoint: moto.endpoint, subnetIds, launch: { ImageId: 'ami-12345678', InstanceType: 't3.micro' } } }, flavor),
   async byCluster(id = GROUP) {
     const out = await ec2.send(
       new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.group}`, Values: [id] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }),
@@ -119,7 +147,7 @@ const aws: Infra = {
 
 const dockerInfra: Infra = {
   name: 'docker (one infrastructure engine)',
-  spec: (size, id = GROUP) => specOf(id, size, { provider: 'docker', properties: { engine: host, network: tag, memory: '256m' } }),
+  spec: (size, id = GROUP, flavor?) => specOf(id, size, { provider: 'docker', properties: { engine: host, network: tag, memory: '256m' } }, flavor),
   async byCluster(id = GROUP) {
     const list = await docker.listContainers({ all: true, filters: { network: [tag], label: [`${TAG.group}=${id}`] } });
     return merge(list.filter((c) => c.State === 'running').map((c) => group(c.Labels ?? {}, c.Id)));
@@ -129,7 +157,8 @@ const dockerInfra: Infra = {
 
 /** A Swarm's Capstan as src/main.ts makes it: a Controller with the Swarm's cluster id (none: an older release). */
 function capstan(clusterId: string | undefined): Controller {
-  const c = new Controller({ plugins, logger: silentLogger, intervalMs: 3_600_000, busyMs: 3_600_000, ...(clusterId ? { clusterId } : {}) });
+  const own = { ...plugins, flavors: new Map([...plugins.flavors, ['member', memberFlavor(clusterId)]]) };
+  const c = new Controller({ plugins: own, logger: silentLogger, intervalMs: 3_600_000, busyMs: 3_600_000, ...(clusterId ? { clusterId } : {}) });
   controllers.push(c);
   swarmOf.set(c, clusterId ?? 'older release');
   return c;
@@ -263,60 +292,65 @@ async function sameMillisecond(t: Test, infra: Infra): Promise<void> {
   await Promise.all([a.stop(), b.stop()]);
 }
 
+/** Machines of group `spec.id` as a release before the cluster tag made them: group and config tags, no cluster. */
+async function olderRelease(infra: Infra, spec: GroupSpec, count: number): Promise<string[]> {
+  const specs = Array.from({ length: count }, () => ({ tags: groupTags(spec, configHash(spec)), init: '' }));
+  return (await infra.provider().provision(specs, `older-${randomBytes(4).toString('hex')}`)).map((i) => i.id).sort();
+}
+
 async function adoption(t: Test, infra: Infra): Promise<void> {
   const canTag = infra.provider().tag !== undefined;
-  const untagged = async (id: string) => (await infra.byCluster(id)).get('') ?? [];
+  const live = async (id: string) => [...(await infra.byCluster(id)).values()].flat().sort();
 
-  // An older release (no cluster id) made the group's only machine.
-  const alone = `${GROUP}-legacy`;
-  const old = capstan(undefined);
-  commit(old, infra.spec(1, alone));
-  const [legacy] = await converge(old, alone);
-  await old.stop();
-  t.same(await untagged(alone), [legacy], 'the older release\'s machine carries no cluster tag');
+  // Two Swarms upgraded from a release before the tag, each with two machines of one group on this infrastructure.
+  const id = `${GROUP}-legacy`;
+  const mineA = await olderRelease(infra, infra.spec(2, id, 'member'), 2);
+  const mineB = await olderRelease(infra, infra.spec(2, id, 'member'), 2);
+  joined.set(clusterA, new Set(mineA));
+  joined.set(clusterB, new Set(mineB));
+  let a = capstan(clusterA);
+  let b = capstan(clusterB);
+  commit(a, infra.spec(2, id, 'member'));
+  commit(b, infra.spec(2, id, 'member'));
+  const [ca, cb] = await Promise.all([converge(a, id), converge(b, id)]);
+  t.same(ca, mineA, 'A adopted exactly the machines its Swarm links, and made none');
+  t.same(cb, mineB, 'B adopted exactly the machines its Swarm links, and made none');
+  t.same(await live(id), [...mineA, ...mineB].sort(), 'all four machines live: none destroyed, none made');
+  const seen = Object.fromEntries(await infra.byCluster(id));
+  if (canTag) t.same(seen, { [clusterA]: mineA, [clusterB]: mineB }, 'each tagged with its own cluster (CreateTags)');
+  else t.same(seen, { '': [...mineA, ...mineB].sort() }, 'labels cannot change: all four still untagged, each adopted by its Swarm at each pass');
 
-  // The upgraded release of the only Swarm using the group takes it as its own: nothing made, nothing destroyed.
-  const a = capstan(clusterA);
-  commit(a, infra.spec(1, alone));
-  t.same(await converge(a, alone), [legacy], 'adopted by the only cluster using the group');
-  await a.reconcile(alone);
-  const seen = await infra.byCluster(alone);
-  if (canTag) t.same(Object.fromEntries(seen), { [clusterA]: [legacy] }, 'and tagged with its cluster (CreateTags)');
-  else t.same(Object.fromEntries(seen), { '': [legacy] }, 'labels cannot change: still untagged, adopted by the rule at each pass');
+  // A scales in: only its own machines are candidates, though B's untagged ones are listed alongside.
+  commit(a, infra.spec(1, id, 'member'));
+  const aDown = await converge(a, id);
+  t.equal(aDown.length, 1);
+  t.ok(mineA.includes(aDown[0]!), 'A scaled in within its own machines');
+  t.same(await converge(b, id), mineB, 'B\'s ids unchanged');
+  t.same(await live(id), [...aDown, ...mineB].sort(), 'exactly A\'s remaining machine and B\'s two live');
 
-  // Another Swarm's machine of the same group turns up (made as B's Capstan makes them).
-  const spec = infra.spec(1, alone);
-  const [bMachine] = await infra.provider().provision([{ tags: groupTags(spec, configHash(spec), undefined, clusterB), init: '' }], `b-${Date.now()}`);
-  const after = await converge(a, alone);
-  if (canTag) t.same(after, [legacy], 'once tagged, the adopted machine stays A\'s');
-  else {
-    t.equal(after.length, 1);
-    t.not(after[0], legacy, 'untagged and no longer provably A\'s: A made its own machine instead');
-    t.same(await untagged(alone), [legacy], 'and left the untagged one running, untouched');
-  }
-  t.notOk(after.includes(bMachine!.id), 'B\'s machine is never A\'s');
-  t.same((await infra.byCluster(alone)).get(clusterB), [bMachine!.id], 'B\'s machine untouched');
-  await a.stop();
+  // New leaders read the same back.
+  await Promise.all([a.stop(), b.stop()]);
+  a = capstan(clusterA);
+  b = capstan(clusterB);
+  load(a, id);
+  load(b, id);
+  t.same(await converge(a, id), aDown, 'A\'s ids unchanged after a restart');
+  t.same(await converge(b, id), mineB, 'B\'s ids unchanged after a restart');
+  t.same(await live(id), [...aDown, ...mineB].sort(), 'nothing destroyed or made by the restart');
+  await Promise.all([a.stop(), b.stop()]);
 
-  // Another Swarm's machine of the group exists before the upgraded release first looks: the untagged one is left alone.
-  const shared = `${GROUP}-shared`;
-  const old2 = capstan(undefined);
-  commit(old2, infra.spec(1, shared));
-  const [legacy2] = await converge(old2, shared);
-  await old2.stop();
-  const spec2 = infra.spec(1, shared);
-  const [bMachine2] = await infra.provider().provision([{ tags: groupTags(spec2, configHash(spec2), undefined, clusterB), init: '' }], `b2-${Date.now()}`);
+  // A flavor that links nothing (vanilla: no cluster to be a member of) gives no evidence: the untagged machine could
+  // be any Swarm's, so it is left alone and A makes its own.
+  const v = `${GROUP}-vanilla-legacy`;
+  const [legacy] = await olderRelease(infra, infra.spec(1, v), 1);
   const a2 = capstan(clusterA);
-  commit(a2, infra.spec(1, shared));
-  const mine = await converge(a2, shared);
+  commit(a2, infra.spec(1, v));
+  const mine = await converge(a2, v);
   t.equal(mine.length, 1, 'A keeps its size');
-  t.notOk(mine.includes(legacy2!), 'not adopted when another cluster\'s instance of the group exists');
-  t.notOk(mine.includes(bMachine2!.id), 'nor is B\'s machine');
-  await a2.reconcile(shared);
-  const end = await infra.byCluster(shared);
-  t.same(end.get(''), [legacy2], 'the untagged machine is left running and untagged');
-  t.same(end.get(clusterB), [bMachine2!.id], 'B\'s machine untouched');
-  t.same(end.get(clusterA), mine, 'A\'s own machine carries A\'s tag');
+  t.notOk(mine.includes(legacy!), 'not adopted: nothing shows it is this Swarm\'s');
+  await a2.reconcile(v);
+  t.same(Object.fromEntries(await infra.byCluster(v)), { '': [legacy], [clusterA]: mine }, 'the untagged machine left running and untagged, A\'s own tagged');
+  t.same(memberIds(a2, v), mine, 'and not counted among A\'s members');
   await a2.stop();
 }
 

@@ -16,19 +16,19 @@ const inst = (id: string, cluster?: string): Instance => ({
 });
 const ids = (is: readonly Instance[]) => is.map((i) => i.id);
 
-t.test('cluster identity: another cluster\'s instances are invisible', async (t) => {
-  const { own, adopt } = ownInstances([inst('a1', 'A'), inst('b1', 'B'), inst('a2', 'A')], 'A');
+t.test('cluster identity: another cluster\'s instances are neither own nor untagged', async (t) => {
+  const { own, untagged } = ownInstances([inst('a1', 'A'), inst('b1', 'B'), inst('a2', 'A')], 'A');
   t.same(ids(own), ['a1', 'a2']);
-  t.same(adopt, []);
+  t.same(untagged, []);
 });
 
-t.test('untagged instances (an older release) are adopted only when no other cluster uses the group', async (t) => {
+t.test('untagged instances (an older release) are set apart, whoever else uses the group: only evidence makes them own', async (t) => {
   const alone = ownInstances([inst('a1', 'A'), inst('old')], 'A');
-  t.same(ids(alone.own), ['a1', 'old']);
-  t.same(ids(alone.adopt), ['old']);
+  t.same(ids(alone.own), ['a1']);
+  t.same(ids(alone.untagged), ['old']);
   const shared = ownInstances([inst('a1', 'A'), inst('b1', 'B'), inst('old')], 'A');
-  t.same(ids(shared.own), ['a1'], 'with another cluster in the group, an untagged instance could be either\'s: left alone');
-  t.same(shared.adopt, []);
+  t.same(ids(shared.own), ['a1']);
+  t.same(ids(shared.untagged), ['old']);
 });
 
 t.test('without a cluster id every instance of the group is its own', async (t) => {

@@ -4,6 +4,7 @@
 import t from 'tap';
 import type { Flavor, Health, HealthReport, Instance, InstanceProvider } from '../../src/spi/index.js';
 import { Members } from '../../src/group/members.js';
+import { TAG } from '../../src/group/identity.js';
 import type { Config } from '../../src/group/owners.js';
 import { inst, sizedSpec } from './fixtures.js';
 
@@ -96,4 +97,32 @@ t.test('the memory of a started machine goes with the machine', async (t) => {
   w.list('woken');
   w.advance(1_000);
   t.match((await w.seen()).get('woken'), { health: 'unhealthy', unhealthySince: w.at() }, 'listed again: unhealthy, not waking');
+});
+
+t.test('an untagged machine (a release before the cluster tag) is a member only when the flavor links it to this cluster', async (t) => {
+  const tagged = (id: string, cluster?: string): Instance => {
+    const i = inst(id, 'h1');
+    return { ...i, tags: { ...i.tags, ...(cluster ? { [TAG.cluster]: cluster } : {}) } };
+  };
+  // Two Swarms' machines on one engine: A's tagged and untagged ones, B's tagged and untagged ones.
+  const listed = [tagged('a-new', 'A'), tagged('a-old'), tagged('b-new', 'B'), tagged('b-old')];
+  const links = new Set(['a-new', 'a-old']); // what A's Swarm has as nodes
+  const provider = { describe: async () => listed } as unknown as InstanceProvider;
+  const flavor = {
+    health: async (members: readonly Instance[]) => new Map<string, HealthReport>(members.map((i) => [i.id, links.has(i.id) ? { health: 'healthy', link: `n-${i.id}` } : { health: 'unknown' }])),
+  } as unknown as Flavor;
+  const cfg: Config = { provider, flavor, location: 'simulator:', version: { id: 'web', version: 1, createdAt: new Date(0).toISOString(), spec: sizedSpec(2) }, hash: 'h1', former: [] };
+  const members = new Members({ clock: () => 1_000_000, describeLagMs: 5_000, clusterId: 'A' });
+
+  const ids = (list: readonly { instance: Instance }[] | readonly Instance[]) => list.map((x) => ('instance' in x ? x.instance.id : x.id)).sort();
+  const observed = await members.observe(cfg);
+  t.same(ids(observed), ['a-new', 'a-old'], 'the planner sees A\'s tagged machine and the untagged one A\'s Swarm links');
+  t.same(ids(members.list), ['a-new', 'a-old'], 'and nothing else is a member to act on');
+  t.same(ids(members.adopt), ['a-old'], 'the linked untagged machine is adopted (to be tagged)');
+  t.same(ids(members.unclaimed), ['b-old'], 'B\'s untagged machine is left alone, named for the operator');
+
+  links.delete('a-old'); // its node removed from the Swarm: no evidence any more
+  t.same(ids(await members.observe(cfg)), ['a-new'], 'unlinked, it is no member: never drained or destroyed by A');
+  t.same(ids(members.unclaimed), ['a-old', 'b-old']);
+  t.same(members.adopt, []);
 });
