@@ -91,9 +91,10 @@ export async function serve(): Promise<void> {
   const autoscaler: Autoscaler = new Autoscaler({
     docker,
     logger,
-    groups: async () => (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id), flavor: plugins.flavors.get(v.spec.flavor.kind) })),
-    scaleUp: async (id, count) => void (await service.scaleUp(id, count)),
-    removeInstance: async (id, instanceId) => void (await service.destroyInstances(id, [instanceId])),
+    groups: async () =>
+      (await store.list()).map((v) => ({ spec: v.spec, status: controller.status(v.id), flavor: plugins.flavors.get(v.spec.flavor.kind), autoscaled: v.state?.autoscaled })),
+    scaleUp: async (id, count, _reason, autoscaled) => void (await service.scaleUp(id, count, { autoscaled })),
+    removeInstance: async (id, instanceId, _reason, autoscaled) => void (await service.destroyInstances(id, [instanceId], { autoscaled })),
   });
   const groups = groupMethods({ service, store, controller, validate, autoscaler });
 

@@ -1,5 +1,5 @@
 /** The autoscaler's view of the Swarm and the groups, and what it decides: the data the pure decision works on. */
-import type { FlavorKind, GroupSpec, GroupStatus } from '../spi/index.js';
+import type { Autoscaled, FlavorKind, GroupSpec, GroupStatus } from '../spi/index.js';
 
 /** How long a node that just became ready counts as booting: the scheduler places pending tasks on it meanwhile. */
 export const SCHEDULER_GRACE_MS = 5000;
@@ -60,6 +60,8 @@ export interface GroupView {
    * Without one, or one that cannot say (no `labels`), a new machine is counted on for no label.
    */
   readonly flavor?: Pick<FlavorKind, 'name' | 'labels'>;
+  /** The autoscaler's latest action on the group as stored with its version: a predecessor's counts for the cooldown. */
+  readonly autoscaled?: Autoscaled;
 }
 
 export interface AutoscaleState {
@@ -67,8 +69,8 @@ export interface AutoscaleState {
   readonly groups: readonly GroupView[];
   readonly nodes: readonly NodeView[];
   readonly pending: readonly PendingTask[];
-  /** The latest scaling action of each group (kept by the watcher) for the cooldown. */
-  readonly lastScaled?: Readonly<Record<string, { readonly at: number; readonly action: 'scale-up' | 'scale-down' }>>;
+  /** The latest scaling action of each group (kept by the watcher, or stored by a predecessor) for the cooldown. */
+  readonly lastScaled?: Readonly<Record<string, Autoscaled>>;
   /**
    * Per pending task, the groups machines were added to for it (kept by the watcher while it stays pending): since
    * when, and once a machine of that group joined without what the task needs, why (Outcome.unsatisfiable).

@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
 import { Ticker } from '../ticker.js';
 import { feed } from '../feed.js';
-import type { GroupSpec } from '../spi/index.js';
+import type { Autoscaled, GroupSpec } from '../spi/index.js';
 import { decide, preview, type AutoscaleState, type Decision, type GroupView, type Outcome, type Tried } from './decide.js';
 import { SwarmReader } from './read.js';
 
@@ -26,10 +26,10 @@ export interface AutoscalerOptions {
   readonly logger: Logger;
   /** Every managed group: its committed spec and the controller's latest status (read once per evaluation). */
   readonly groups: () => readonly GroupView[] | Promise<readonly GroupView[]>;
-  /** Raise the group's size by `count` (commit the spec, apply it). */
-  readonly scaleUp: (groupId: string, count: number, reason: string) => Promise<void>;
-  /** Lower the group's size by one and destroy this instance. */
-  readonly removeInstance: (groupId: string, instanceId: string, reason: string) => Promise<void>;
+  /** Raise the group's size by `count` (commit the spec, apply it), storing `mark` with the version for the cooldown. */
+  readonly scaleUp: (groupId: string, count: number, reason: string, mark: Autoscaled) => Promise<void>;
+  /** Lower the group's size by one and destroy this instance, storing `mark` with the version for the cooldown. */
+  readonly removeInstance: (groupId: string, instanceId: string, reason: string, mark: Autoscaled) => Promise<void>;
   readonly clock?: () => number;
   /** Backstop re-read of the whole Swarm (default 5 s). */
   readonly pollMs?: number;
@@ -64,7 +64,7 @@ export class Autoscaler {
   readonly #reader: SwarmReader;
   /** Per pending task, the groups machines were added to for it: since when, and the verdict once one joined. */
   readonly #tried = new Map<string, Map<string, Tried>>();
-  readonly #lastScaled: Record<string, { at: number; action: 'scale-up' | 'scale-down' }> = {};
+  readonly #lastScaled: Record<string, Autoscaled> = {};
   /** Sizes this watcher committed that groups() may not show yet; nodes it removed that may still be listed. */
   readonly #expected = new Map<string, { size: number; until: number }>();
   readonly #removed = new Map<string, number>();
@@ -152,7 +152,10 @@ export class Autoscaler {
     const ids = new Set(pending.map((t) => t.id));
     for (const id of this.#tried.keys()) if (!ids.has(id)) this.#tried.delete(id);
     const tried = Object.fromEntries([...this.#tried].map(([task, byGroup]) => [task, Object.fromEntries(byGroup)]));
-    return { now, groups: this.#withExpected(groups, now), nodes, pending, lastScaled: { ...this.#lastScaled }, tried };
+    // A predecessor's last action, stored with the group, counts as much as this watcher's own.
+    const lastScaled = { ...this.#lastScaled };
+    for (const g of groups) if (g.autoscaled && !(g.autoscaled.at <= (lastScaled[g.spec.id]?.at ?? -Infinity))) lastScaled[g.spec.id] = g.autoscaled;
+    return { now, groups: this.#withExpected(groups, now), nodes, pending, lastScaled, tried };
   }
 
   /** The groups with the sizes this watcher committed, until groups() shows them. */
@@ -181,14 +184,15 @@ export class Autoscaler {
     if (this.#inflight.has(d.group) || (failed !== undefined && now - failed < this.#o.pollMs)) return false;
     const previous = this.#lastScaled[d.group];
     this.#inflight.add(d.group);
-    this.#lastScaled[d.group] = { at: now, action: d.action as 'scale-up' | 'scale-down' };
+    const mark: Autoscaled = { at: now, action: d.action as Autoscaled['action'] };
+    this.#lastScaled[d.group] = mark;
     this.#expected.set(d.group, { size: d.size!, until: now + EXPECT_MS });
     if (d.nodeId) this.#removed.set(d.nodeId, now + REMOVED_MS);
     // The tasks it adds machines for: once one of them has joined, a task still pending gets no further machine here
     // unless that machine would fit it (decide).
     const tried = d.action === 'scale-up' ? (d.tasks ?? []).filter((task) => !this.#tried.get(task)?.has(d.group)) : [];
     for (const task of tried) this.#tried.set(task, (this.#tried.get(task) ?? new Map<string, Tried>()).set(d.group, { at: now }));
-    const call = d.action === 'scale-up' ? this.#o.scaleUp(d.group, d.count!, d.message) : this.#o.removeInstance(d.group, d.instanceId!, d.message);
+    const call = d.action === 'scale-up' ? this.#o.scaleUp(d.group, d.count!, d.message, mark) : this.#o.removeInstance(d.group, d.instanceId!, d.message, mark);
     call
       .then(
         () => this.#failedAt.delete(d.group),

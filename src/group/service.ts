@@ -69,7 +69,7 @@ export class GroupService {
   }
 
   /** A new version with a new size; bounds enforced. */
-  resize(id: string, to: (size: number) => number, what: string): Promise<{ version: SpecVersion; size: number; changed: boolean }> {
+  resize(id: string, to: (size: number) => number, what: string, mark: Mark = {}): Promise<{ version: SpecVersion; size: number; changed: boolean }> {
     return this.queue.run(id, async () => {
       const sv = await this.current(id);
       if (!('size' in sv.spec.allocation)) {
@@ -87,7 +87,7 @@ export class GroupService {
       }
       const spec = this.d.validate({ ...structuredClone(sv.spec), allocation: { size } });
       await this.d.admit?.(spec);
-      const version = await this.store(spec, sv, { ...carried(sv.state), note: `${what}: size ${from} -> ${size}` });
+      const version = await this.store(spec, sv, { ...carried(sv.state), ...mark, note: `${what}: size ${from} -> ${size}` });
       return { version, size, changed: true };
     });
   }
@@ -96,8 +96,9 @@ export class GroupService {
     return this.resize(id, () => size, 'scale');
   }
 
-  scaleUp(id: string, count = 1) {
-    return this.resize(id, (n) => n + count, 'scaleUp');
+  /** `mark`: the autoscaler's action, stored with the version (its cooldown outlives a change of leader). */
+  scaleUp(id: string, count = 1, mark: Mark = {}) {
+    return this.resize(id, (n) => n + count, 'scaleUp', mark);
   }
 
   scaleDown(id: string, count = 1) {
@@ -111,7 +112,7 @@ export class GroupService {
    * the instances, so the loop (of this leader or the next) removes those and no others. Waits a bounded time for
    * them to go and says which are still going.
    */
-  async destroyInstances(id: string, instanceIds: readonly string[]): Promise<{ version: SpecVersion; size: number; destroyed: string[]; removing: string[] }> {
+  async destroyInstances(id: string, instanceIds: readonly string[], mark: Mark = {}): Promise<{ version: SpecVersion; size: number; destroyed: string[]; removing: string[] }> {
     const { version, live } = await this.queue.run(id, async () => {
       const sv = await this.current(id);
       // One fresh listing answers both questions: which ids are live, and which logical id each one holds.
@@ -136,7 +137,7 @@ export class GroupService {
       // The cluster judges the smaller group as it judges a scale: two of three managers left would be refused.
       await this.d.admit?.(valid);
       const removing = [...[...already].filter((i) => listed.has(i)), ...fresh];
-      const version = await this.store(valid, sv, { ...carried(sv.state), removing, note: `destroyInstances: ${fresh.join(', ')}` });
+      const version = await this.store(valid, sv, { ...carried(sv.state), ...mark, removing, note: `destroyInstances: ${fresh.join(', ')}` });
       return { version, live };
     });
     const remaining = await this.waitGone(id, live);
@@ -275,12 +276,15 @@ function carried(state: VersionState | undefined): VersionState {
   return rest;
 }
 
+/** What the autoscaler stores with a version it makes. */
+type Mark = Pick<VersionState, 'autoscaled'>;
+
 /** Earlier machine sections remembered so moved machines are found; the oldest forgotten beyond this many. */
 const KEEP_FORMER = 5;
 
 /**
  * The state a spec starts with after `sv`: the same machines carry a pause, a failure and removals on; new machines
- * are a new update, and the machines of `sv` are remembered in case they live elsewhere.
+ * are a new update (removals and the autoscaler's last action still carried), and the machines of `sv` are remembered in case they live elsewhere.
  */
 function next(sv: SpecVersion | undefined, spec: GroupSpec): VersionState {
   if (!sv) return {};
@@ -288,6 +292,6 @@ function next(sv: SpecVersion | undefined, spec: GroupSpec): VersionState {
   const mine = { instance: sv.spec.instance, flavor: sv.spec.flavor };
   const key = (f: FormerMachines) => canonicalJson(f.instance);
   const former = [...(sv.state?.former ?? []).filter((f) => key(f) !== key(mine)), mine].filter((f) => key(f) !== canonicalJson(spec.instance));
-  const removing = sv.state?.removing;
-  return { ...(removing?.length ? { removing } : {}), ...(former.length ? { former: former.slice(-KEEP_FORMER) } : {}) };
+  const { removing, autoscaled } = sv.state ?? {};
+  return { ...(removing?.length ? { removing } : {}), ...(autoscaled ? { autoscaled } : {}), ...(former.length ? { former: former.slice(-KEEP_FORMER) } : {}) };
 }

@@ -51,6 +51,12 @@ export interface RepairPolicy {
 /** "500ms", "30s", "5m", "1h". */
 export type Duration = `${number}${'ms' | 's' | 'm' | 'h'}`;
 
+/** The autoscaler's latest action on a group (epoch ms), stored with the version it made. */
+export interface Autoscaled {
+  readonly at: number;
+  readonly action: 'scale-up' | 'scale-down';
+}
+
 /**
  * Operation state stored with a version, so a new leader or a restart of every replica acts as the last one
  * would have: a paused update stays paused, a failed one failed, named removals go on.
@@ -62,6 +68,8 @@ export interface VersionState {
   readonly failure?: string;
   /** Instance ids an operator or the autoscaler named for removal: destroyed first when the size drops. */
   readonly removing?: readonly string[];
+  /** The autoscaler's latest action, carried by every later version: a new leader waits out the cooldown it began. */
+  readonly autoscaled?: Autoscaled;
   /** What made this version, for the history ("rollback to v4", "pause", "scaleDown: size 5 -> 4"). */
   readonly note?: string;
   /**

@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import { CapstanError, InvalidError, type Problem } from '../errors.js';
-import type { GroupSpec, SpecVersion, VersionState } from '../spi/index.js';
+import type { Autoscaled, FormerMachines, GroupSpec, SpecVersion, VersionState } from '../spi/index.js';
 
 /*
  * How a spec version is stored as a Swarm config, and read back: named `capstan.group.<id>.v<N>`, labelled
@@ -64,19 +64,35 @@ export function decodeState(text: string): VersionState | string {
     return `not JSON: ${messageOf(err)}`;
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'must be a JSON object';
-  const { paused, failure, removing, note } = raw as Record<string, unknown>;
+  const { paused, failure, removing, note, former, autoscaled } = raw as Record<string, unknown>;
   if (paused !== undefined && typeof paused !== 'boolean') return 'paused must be a boolean';
   if (failure !== undefined && typeof failure !== 'string') return 'failure must be a string';
   if (note !== undefined && typeof note !== 'string') return 'note must be a string';
   if (removing !== undefined && !(Array.isArray(removing) && removing.every((r) => typeof r === 'string' && r !== ''))) {
     return 'removing must be a list of instance ids';
   }
+  if (former !== undefined && !(Array.isArray(former) && former.every(isMachineSection))) return 'former must be a list of {instance, flavor} sections';
+  if (autoscaled !== undefined && !isAutoscaled(autoscaled)) return 'autoscaled must be {at, action}';
   return {
     ...(paused !== undefined ? { paused } : {}),
     ...(failure !== undefined ? { failure } : {}),
     ...(removing !== undefined ? { removing: removing as string[] } : {}),
     ...(note !== undefined ? { note } : {}),
+    ...(former !== undefined ? { former: former as FormerMachines[] } : {}),
+    ...(autoscaled !== undefined ? { autoscaled: autoscaled as Autoscaled } : {}),
   };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An earlier version's machine sections, as the spec schema shapes them (their properties were checked then). */
+function isMachineSection(v: unknown): boolean {
+  if (!isObject(v) || !isObject(v.instance) || !isObject(v.flavor)) return false;
+  return typeof v.instance.provider === 'string' && typeof v.flavor.kind === 'string';
+}
+
+function isAutoscaled(v: unknown): boolean {
+  return isObject(v) && typeof v.at === 'number' && Number.isFinite(v.at) && (v.action === 'scale-up' || v.action === 'scale-down');
 }
 
 /** A stored config that is not served: it does not decode, parse or validate, or it is mislabelled. */

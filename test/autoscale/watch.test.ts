@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Autoscaler, autoscaleDecisions, type Decision, type GroupView } from '../../src/autoscale/index.js';
+import type { Autoscaled } from '../../src/spi/index.js';
 import { createDocker } from '../../src/docker.js';
 import { engineHost } from '../support/engine.js';
 import { group, status, swarmWorker } from './fixtures.js';
@@ -44,9 +45,17 @@ async function taskOf(service: string): Promise<{ ID: string; CreatedAt: string;
   return tasks.find((x) => x.ServiceID === service);
 }
 
-/** An autoscaler over one group whose size the scale-up callback raises, as the lead's store commit would. */
-function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail = 0, nodeLabels?: Record<string, string>) {
-  let size = 0;
+/** What the store holds of the group: its size and the autoscaler's last action, stored with the version. */
+interface Stored {
+  size: number;
+  autoscaled?: Autoscaled;
+}
+
+/**
+ * An autoscaler over one group whose size the scale-up callback raises, as the lead's store commit would. A new
+ * leader's autoscaler is another harness over the same `stored`.
+ */
+function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail = 0, nodeLabels?: Record<string, string>, stored: Stored = { size: 0 }) {
   let failures = fail;
   const calls: { group: string; count: number; reason: string; at: number }[] = [];
   const lines: Record<string, unknown>[] = [];
@@ -57,18 +66,19 @@ function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail =
     },
   });
   const groups = (): GroupView[] => {
-    const spec = group(id, size, { max: 3, autoscale, ...(nodeLabels ? { nodeLabels } : {}) });
-    return [{ spec, status: status(spec, []), flavor: swarmWorker }];
+    const spec = group(id, stored.size, { max: 3, autoscale, ...(nodeLabels ? { nodeLabels } : {}) });
+    return [{ spec, status: status(spec, []), flavor: swarmWorker, ...(stored.autoscaled ? { autoscaled: stored.autoscaled } : {}) }];
   };
   const autoscaler = new Autoscaler({
     docker,
     pollMs: 500,
     logger: pino({ level: 'info' }, sink),
     groups,
-    scaleUp: async (group, count, reason) => {
+    scaleUp: async (group, count, reason, mark) => {
       calls.push({ group, count, reason, at: Date.now() });
       if (failures-- > 0) throw new Error('store conflict');
-      size += count;
+      stored.size += count;
+      stored.autoscaled = mark;
     },
     removeInstance: async () => {
       throw new Error('no instance should be removed here');
@@ -79,8 +89,9 @@ function harness(t: Test, id: string, autoscale: Record<string, unknown>, fail =
     autoscaler,
     calls,
     lines,
+    stored,
     setSize: (n: number) => {
-      size = n;
+      stored.size = n;
     },
   };
 }
@@ -167,6 +178,31 @@ t.test('a failed scale-up is retried after the backstop interval, not held back 
   t.match(h.lines.find((l) => l.event === 'autoscale.failed' && l.group === id), { action: 'scale-up', err: /store conflict/ });
   await sleep(1500);
   t.equal(h.calls.filter((c) => c.group === id).length, 2, 'the retry succeeded: nothing more');
+});
+
+t.test("a new leader's autoscaler waits out the cooldown its predecessor's scale-up began", async (t) => {
+  const id = `as-cool-${tag}`;
+  const policy = { scaleUpDelay: '0s', cooldown: '1m', cpus: 128, memory: '256GiB' };
+  const first = harness(t, id, policy);
+  first.autoscaler.start();
+  await until('the first read of the Swarm', () => first.autoscaler.preview());
+  await sleep(300);
+  const service = await pendingService(t, `as-cool-${tag}`, { nanoCpus: 64e9 });
+  const call = await until('the first scale-up', () => first.calls.find((c) => c.group === id));
+  t.equal(call.count, 1);
+  t.match(first.stored.autoscaled, { action: 'scale-up' }, 'the action is stored with the version it made');
+  await first.autoscaler.stop();
+
+  // Its machine is lost (the size back at 0) and leadership moves: the task still waits, the cooldown has not ended.
+  first.setSize(0);
+  const next = harness(t, id, policy, 0, undefined, first.stored);
+  next.autoscaler.start();
+  const task = (await taskOf(service))!;
+  const held = await until('a decision about the task', () => mine(next.autoscaler.lastDecisions(id), task.ID)[0]);
+  await sleep(1500); // three backstop reads at least
+  t.same(next.calls, [], 'no scale-up within the predecessor\'s cooldown');
+  t.match(held, { action: 'none', reason: 'cooldown' }, 'held for the cooldown, and says so');
+  t.match(held.message, /cooldown 1m/);
 });
 
 /** Sets (or with undefined, removes) a label of the engine's one manager node; retried on a version conflict. */

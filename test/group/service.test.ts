@@ -113,6 +113,30 @@ t.test('a paused update stays paused across a new leader, and resume completes i
   t.equal(ids().filter((i) => v1.includes(i)).length, 0, 'every old machine replaced after resume');
 });
 
+t.test("the autoscaler's last action is stored with the version it makes and carried by every later one", async (t) => {
+  const { lead, validate, store } = setup();
+  const { controller, service } = lead();
+  t.teardown(() => controller.stop());
+  await service.commit(validate(spec(1)));
+  await until('1 machine', () => controller.status('web')?.converged === true);
+  const up = { at: 1_000, action: 'scale-up' } as const;
+  await service.scaleUp('web', 1, { autoscaled: up });
+  t.same((await store.get('web'))?.state?.autoscaled, up, 'stored with the scale-up');
+  await service.scale('web', 3);
+  await service.pause('web');
+  await service.resume('web');
+  t.same((await store.get('web'))?.state?.autoscaled, up, 'carried by a scale, a pause and a resume');
+  await service.commit(validate(spec(3, { kind: 'vanilla', properties: { init: 'v2' } })));
+  t.same((await store.get('web'))?.state?.autoscaled, up, 'and by a commit of new machines');
+  await until('3 machines', () => controller.status('web')?.converged === true && ids().length === 3);
+  const down = { at: 2_000, action: 'scale-down' } as const;
+  const [victim] = ids();
+  await service.destroyInstances('web', [victim!], { autoscaled: down });
+  t.same((await store.get('web'))?.state?.autoscaled, down, 'a removal by the autoscaler replaces it');
+  await service.scaleUp('web');
+  t.same((await store.get('web'))?.state?.autoscaled, down, "an operator's scale-up leaves it as it was");
+});
+
 t.test('a failed update is stored: a new leader keeps it failed and replaces nothing', async (t) => {
   const { lead, validate, store } = setup();
   const term1 = lead();
