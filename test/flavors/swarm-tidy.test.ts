@@ -1,11 +1,12 @@
 // Which Swarm nodes tidy removes (src/flavors/swarm-tidy.ts): the rule on its own, then a real node left by an
 // interrupted join (a machine killed between its join certificate and its first session) on the tests' engine.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import t from 'tap';
 import { GROUP_LABEL, joiningLaunches, LINK_TAG, staleNodes, swarmFlavorKinds, type SwarmNode } from '../../src/flavors/swarm.js';
 import { silentLogger } from '../../src/log.js';
 import { dockerProviderKind } from '../../src/providers/docker/index.js';
 import { engine, engineHost } from '../support/engine.js';
+import { demuxLog } from '../support/lab.js';
 
 const docker = engine();
 const group = `t-tidy-${randomBytes(3).toString('hex')}`;
@@ -73,15 +74,23 @@ t.test('a node left by an interrupted join goes once stale, not while a machine 
   // A machine of the group that has not joined (yet): it was launched before the ghost, so it might be that node.
   const [waiting] = await provider.provision([{ tags: { ...tags, 'capstan.link': 'waiting' }, init: 'sleep 3600' }], `${group}-waiting`);
   const nodeIds = async () => new Set(((await docker.listNodes()) as SwarmNode[]).map((n) => n.ID));
-  const before = await nodeIds();
   const token = (await docker.swarmInspect()).JoinTokens.Worker;
   // The machine begins to join and freezes its dockerd the moment the certificate is on disk: the manager has listed
-  // its node by then, and the node's first session (which names it) never comes.
+  // its node by then, and the node's first session (which names it) never comes. It prints the certificate, whose
+  // subject names the node: other test files' machines may join at the same moment.
   const cert = '/var/lib/docker/swarm/certificates/swarm-node.crt';
-  const init = `docker swarm join --token ${token} ${managerAddr} >/dev/null 2>&1 &\nuntil [ -e ${cert} ]; do :; done\nkill -STOP "$(cat /var/run/docker.pid)"`;
+  const init = `docker swarm join --token ${token} ${managerAddr} >/dev/null 2>&1 &\nuntil [ -e ${cert} ]; do :; done\nkill -STOP "$(cat /var/run/docker.pid)"\ncat ${cert}`;
   const [joining] = await provider.provision([{ tags, init }], `${group}-ghost`);
+  const nodeOf = async () => {
+    const logs = demuxLog((await docker.getContainer(joining!.id).logs({ stdout: true, stderr: true })) as unknown as Buffer).join('\n');
+    const pem = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/.exec(logs)?.[0];
+    return pem ? /^CN=(\w+)$/m.exec(new X509Certificate(pem).subject)?.[1] : undefined;
+  };
   let ghost: string | undefined;
-  for (const end = Date.now() + 60_000; !ghost && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) ghost = [...(await nodeIds())].find((id) => !before.has(id));
+  for (const end = Date.now() + 60_000; !ghost && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    const id = await nodeOf();
+    if (id && (await nodeIds()).has(id)) ghost = id;
+  }
   await docker.getContainer(joining!.id).kill();
   t.ok(ghost, 'the join began');
   made.add(ghost!);
