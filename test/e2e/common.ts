@@ -214,7 +214,10 @@ export const describeNode = (n: LabNode) =>
 export async function recover(tt: Test, lab: Lab, size: number, generation: number) {
   const exists = await describe(lab).catch(() => undefined);
   if (!exists) await lab.rpcAny('group.commit', { spec: spec(size, generation) }, lab.alive());
-  if (await waitFor(`size ${size} settled`, () => settled(lab, size), exists ? 20_000 : 180_000).catch(() => false)) return;
+  // A scenario that starts from another size than the last one left (converged) scales there first.
+  const resize = exists?.converged === true && exists.size !== size;
+  if (resize) await lab.rpcAny('group.scale', { id: GROUP, size }, lab.alive());
+  if (await waitFor(`size ${size} settled`, () => settled(lab, size), exists && !resize ? 20_000 : 180_000).catch(() => false)) return;
   const d = await describe(lab);
   const bad = d.instances.filter((i: { health: string }) => i.health !== 'healthy').map((i: { id: string }) => i.id);
   tt.comment(`RECOVERY: group not settled at ${size} (${JSON.stringify(d.update)}); destroying ${bad.length} unhealthy instance(s), then scaling back`);
