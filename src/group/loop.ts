@@ -272,6 +272,7 @@ export class GroupLoop {
       ...(p ? { repair: p.repair } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
       ...(this.lastPassAt ? { lastPassAt: this.lastPassAt } : {}),
+      ...(this.members.unclaimed.length ? { unclaimed: this.members.unclaimed.map((i) => i.id) } : {}),
     };
   }
 }

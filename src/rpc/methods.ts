@@ -64,8 +64,8 @@ export function groupMethods({ service, store, controller, validate, autoscaler 
   function describeStatus(status: GroupStatus): RawJson {
     let json = described.get(status);
     if (!json) {
-      const { id, version, size, configHash, instances, update, repair, lastError, lastPassAt } = status;
-      json = new RawJson(JSON.stringify({ id, version, size, converged: converged(status), configHash, instances, update, repair, lastError, lastPassAt }));
+      const { id, version, size, configHash, instances, update, repair, lastError, lastPassAt, unclaimed } = status;
+      json = new RawJson(JSON.stringify({ id, version, size, converged: converged(status), configHash, instances, update, repair, lastError, lastPassAt, unclaimed }));
       described.set(status, json);
     }
     return json;

@@ -148,6 +148,8 @@ export interface GroupStatus {
   readonly repair?: { readonly broken: number; readonly limit: number; readonly blocked?: string };
   readonly lastError?: { readonly at: string; readonly operation: string; readonly code: string; readonly message: string };
   readonly lastPassAt?: string;
+  /** Machines of the group without a cluster tag that no member of this cluster links to: left alone, an operator's to remove. */
+  readonly unclaimed?: readonly string[];
 }
 
 /** What a commit would do now, without doing it. */

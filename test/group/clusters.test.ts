@@ -315,6 +315,8 @@ async function adoption(t: Test, infra: Infra): Promise<void> {
   const [ca, cb] = await Promise.all([converge(a, id), converge(b, id)]);
   t.same(ca, mineA, 'A adopted exactly the machines its Swarm links, and made none');
   t.same(cb, mineB, 'B adopted exactly the machines its Swarm links, and made none');
+  t.same([...(a.status(id)?.unclaimed ?? [])].sort(), mineB, 'A\'s describe names B\'s untagged machines as left alone');
+  t.same([...(b.status(id)?.unclaimed ?? [])].sort(), mineA, 'and B\'s names A\'s');
   t.same(await live(id), [...mineA, ...mineB].sort(), 'all four machines live: none destroyed, none made');
   const seen = Object.fromEntries(await infra.byCluster(id));
   if (canTag) t.same(seen, { [clusterA]: mineA, [clusterB]: mineB }, 'each tagged with its own cluster (CreateTags)');
@@ -351,6 +353,7 @@ async function adoption(t: Test, infra: Infra): Promise<void> {
   await a2.reconcile(v);
   t.same(Object.fromEntries(await infra.byCluster(v)), { '': [legacy], [clusterA]: mine }, 'the untagged machine left running and untagged, A\'s own tagged');
   t.same(memberIds(a2, v), mine, 'and not counted among A\'s members');
+  t.same(a2.status(v)?.unclaimed, [legacy], 'describe names it for the operator');
   await a2.stop();
 }
 
