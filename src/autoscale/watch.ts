@@ -154,7 +154,7 @@ export class Autoscaler {
     const tried = Object.fromEntries([...this.#tried].map(([task, byGroup]) => [task, Object.fromEntries(byGroup)]));
     // A predecessor's last action, stored with the group, counts as much as this watcher's own.
     const lastScaled = { ...this.#lastScaled };
-    for (const g of groups) if (g.autoscaled && !(g.autoscaled.at <= (lastScaled[g.spec.id]?.at ?? -Infinity))) lastScaled[g.spec.id] = g.autoscaled;
+    for (const g of groups) if (g.autoscaled && g.autoscaled.at > (lastScaled[g.spec.id]?.at ?? -Infinity)) lastScaled[g.spec.id] = g.autoscaled;
     return { now, groups: this.#withExpected(groups, now), nodes, pending, lastScaled, tried };
   }
 

@@ -76,7 +76,7 @@ export class Members {
       this.adopt = members.filter((i) => untagged.has(i.id) && claimed(i) && this.owners.get(i.id) === cfg);
       this.unclaimed = members.filter((i) => untagged.has(i.id) && !claimed(i));
       if (this.unclaimed.length) members = members.filter((i) => !untagged.has(i.id) || claimed(i));
-    } else if (this.adopt.length || this.unclaimed.length) {
+    } else {
       this.adopt = [];
       this.unclaimed = [];
     }

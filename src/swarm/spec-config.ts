@@ -52,6 +52,8 @@ export function encodeState(state: VersionState): string {
   return text;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /**
  * The state in a label, or why it is malformed. Known fields must have their types; unknown ones are dropped, so a
  * version written by a newer Capstan still reads (skipping it would put an older version in force).
@@ -63,8 +65,8 @@ export function decodeState(text: string): VersionState | string {
   } catch (err) {
     return `not JSON: ${messageOf(err)}`;
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'must be a JSON object';
-  const { paused, failure, removing, note, former, autoscaled } = raw as Record<string, unknown>;
+  if (!isObject(raw)) return 'must be a JSON object';
+  const { paused, failure, removing, note, former, autoscaled } = raw;
   if (paused !== undefined && typeof paused !== 'boolean') return 'paused must be a boolean';
   if (failure !== undefined && typeof failure !== 'string') return 'failure must be a string';
   if (note !== undefined && typeof note !== 'string') return 'note must be a string';
@@ -82,8 +84,6 @@ export function decodeState(text: string): VersionState | string {
     ...(autoscaled !== undefined ? { autoscaled: autoscaled as Autoscaled } : {}),
   };
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** An earlier version's machine sections, as the spec schema shapes them (their properties were checked then). */
 function isMachineSection(v: unknown): boolean {
